@@ -1,0 +1,49 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INTL_SDK := $(VENV)/intl-en-sdk
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: demo serve test lint typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	# The intl-en SDK shares the `tencentcloud` package with the CN SDK: keep it apart.
+	$(BIN)/pip install --quiet --target $(INTL_SDK) 'tencentcloud-sdk-python-intl-en>=3.0.1200'
+	touch $@
+
+## demo: set up and run the main job on the embedded default (SQLite, one process)
+demo: $(STAMP)
+	$(BIN)/vulfix demo
+
+## serve: the API server alone
+serve: $(STAMP)
+	$(BIN)/vulfix serve
+
+## test: set up with the test extras and run the whole suite
+test: $(TEST_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+bench: $(TEST_STAMP)
+	$(BIN)/python bench/wire.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

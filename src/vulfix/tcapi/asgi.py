@@ -1,0 +1,283 @@
+"""The plain ASGI entry for `POST /` and `GET /`: the API's hot path, without a router.
+
+Checks run in the vendor's precedence: method, size, body parse, authentication, action and
+version, throttle, permission, parameter schema, then the action itself. Everything not aimed
+at `/` goes to the fallback application (health, metrics, agent API, console).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from vulfix.tcapi import envelope, observability
+from vulfix.tcapi.authentication import Authenticator
+from vulfix.tcapi.credentials import Caller, Credential
+from vulfix.tcapi.errors import EN_US, ApiError, api_error, normalize_language
+from vulfix.tcapi.flattening import unflatten
+from vulfix.tcapi.rate_limiting import RateLimiter, RatePolicy
+from vulfix.tcapi.raw_request import (
+    GET_QUERY_LIMIT,
+    TC3_BODY_LIMIT,
+    V1_BODY_LIMIT,
+    RawRequest,
+    RequestTooLarge,
+    form_pairs,
+    headers_from_scope,
+    json_params,
+    multipart_params,
+)
+from vulfix.tcapi.registry import Action, ApiService
+from vulfix.tcapi.schema import decode_params
+from vulfix.tcapi.signing import TC3_ALGORITHM
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+V1_COMMON = frozenset(
+    {"Action", "Version", "Region", "Timestamp", "Nonce", "SecretId", "Signature",
+     "SignatureMethod", "Token", "Language", "RequestClient"}
+)  # fmt: skip
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+log = logging.getLogger("vulfix.api")
+_DRAIN_LIMIT = 4 * TC3_BODY_LIMIT
+
+
+@dataclass
+class WireConfig:
+    service: ApiService
+    authenticator: Authenticator
+    rate_limiter: RateLimiter
+    rate_policy: RatePolicy
+    regions: frozenset[str] = frozenset()
+    default_language: str = "zh-CN"
+
+
+@dataclass(slots=True)
+class _Envelope:
+    """What one request learned on its way, for the answer and the log line."""
+
+    request_id: str
+    language: str
+    action: str = "-"
+    account: str = "-"
+
+
+class TcApiApp:
+    def __init__(self, config: WireConfig, fallback: ASGIApp) -> None:
+        self.config = config
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/":
+            await self._serve_api(scope, receive, send)
+        else:
+            await self.fallback(scope, receive, send)
+
+    async def _serve_api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = headers_from_scope(scope)
+        state = _Envelope(
+            envelope.new_request_id(),
+            normalize_language(headers.get("x-tc-language"), self.config.default_language),
+        )
+        client = scope.get("client")
+        client_addr = f"{client[0]}:{client[1]}" if client else "-"
+        code = "Success"
+        try:
+            body = envelope.encode_success(
+                await self._answer(scope, receive, headers, state), state.request_id
+            )
+        except ApiError as error:
+            code = error.error_code
+            body = envelope.encode_error(error, state.language, state.request_id)
+        except Exception:
+            code = "InternalError"
+            log.exception(
+                "unexpected error, RequestId=%s action=%s", state.request_id, state.action
+            )
+            body = envelope.encode_error(
+                api_error("InternalError"), state.language, state.request_id
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": envelope.response_headers(
+                    body, state.request_id, headers.get("x-tc-traceid")
+                ),
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        action_label = state.action if state.action in self.config.service.actions else "-"
+        observability.record_request(
+            request_id=state.request_id,
+            action=action_label,
+            account=state.account,
+            code=code,
+            duration=time.perf_counter() - started,
+            client=client_addr,
+        )
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], state: _Envelope
+    ) -> Any:
+        method = scope["method"]
+        if method not in ("GET", "POST"):
+            raise api_error("UnsupportedProtocol")
+        query = scope.get("query_string", b"").decode("latin-1")
+        request = RawRequest(method, headers, query, client=str(scope.get("client")))
+        is_tc3 = (headers.get("authorization") or "").lstrip().startswith(TC3_ALGORITHM)
+        if method == "GET":
+            if len(query) > GET_QUERY_LIMIT:
+                raise RequestTooLarge()
+            pairs = request.query_pairs()
+            if is_tc3:
+                credential = await self.config.authenticator.verify_tc3(request)
+                return await self._dispatch(request, credential, unflatten(pairs), headers, state)
+            return await self._serve_v1(request, pairs, state)
+        media_type = request.media_type
+        limit = (
+            TC3_BODY_LIMIT
+            if is_tc3 or media_type != "application/x-www-form-urlencoded"
+            else V1_BODY_LIMIT
+        )
+        request.body = await _read_body(receive, headers, limit)
+        if media_type == "application/x-www-form-urlencoded":
+            pairs = form_pairs(request.body)
+            if not is_tc3:
+                return await self._serve_v1(request, pairs, state)
+            params: dict[str, Any] = unflatten(pairs)
+        elif media_type == "application/json":
+            params = json_params(request.body)
+        elif media_type == "multipart/form-data":
+            params = multipart_params(request.content_type, request.body)
+        else:
+            raise api_error(
+                "UnsupportedProtocol",
+                f"Content-Type `{media_type}` is not supported.",
+                f"不支持的 Content-Type `{media_type}`。",
+            )
+        if not is_tc3:
+            raise api_error("AuthFailure.InvalidAuthorization")
+        credential = await self.config.authenticator.verify_tc3(request)
+        return await self._dispatch(request, credential, params, headers, state)
+
+    async def _serve_v1(
+        self, request: RawRequest, pairs: list[tuple[str, str]], state: _Envelope
+    ) -> Any:
+        common = dict(pairs)
+        state.language = normalize_language(common.get("Language"), self.config.default_language)
+        if "Signature" not in common:
+            raise api_error("AuthFailure.InvalidAuthorization")
+        credential = await self.config.authenticator.verify_v1(request, pairs)
+        business = unflatten((name, value) for name, value in pairs if name not in V1_COMMON)
+        names = {"x-tc-action": "Action", "x-tc-version": "Version", "x-tc-region": "Region"}
+        v1_headers = {header: common[param] for header, param in names.items() if param in common}
+        return await self._dispatch(request, credential, business, v1_headers, state)
+
+    async def _dispatch(
+        self,
+        request: RawRequest,
+        credential: Credential,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        state: _Envelope,
+    ) -> Any:
+        state.account = credential.account_name
+        action = self._resolve_action(headers, state)
+        region = headers.get("x-tc-region", "")
+        limit = self.config.rate_policy.limit_for(action.name)
+        if limit > 0 and not await self.config.rate_limiter.allow(
+            f"{credential.account_id}:{action.name}", limit
+        ):
+            raise api_error("RequestLimitExceeded")
+        if action.mutating and credential.read_only:
+            raise api_error(
+                "UnauthorizedOperation",
+                f"This key is read-only and cannot call {action.name}.",
+                f"只读密钥无权调用 {action.name}。",
+            )
+        typed_request = decode_params(params, action.request_type)
+        caller = Caller(
+            account_id=credential.account_id,
+            account_name=credential.account_name,
+            app_id=credential.app_id,
+            secret_id=credential.secret_id,
+            read_only=credential.read_only,
+            request_id=state.request_id,
+            language=state.language,
+            region=region,
+        )
+        return await action.handler(typed_request, caller)
+
+    def _resolve_action(self, headers: dict[str, str], state: _Envelope) -> Action:
+        service = self.config.service
+        name = (headers.get("x-tc-action") or "").strip()
+        version = (headers.get("x-tc-version") or "").strip()
+        if not name:
+            raise api_error(
+                "MissingParameter", "The parameter `Action` is missing.", "缺少参数 `Action`。"
+            )
+        state.action = name
+        if not version:
+            raise api_error(
+                "MissingParameter", "The parameter `Version` is missing.", "缺少参数 `Version`。"
+            )
+        action = service.actions.get(name)
+        if action is None:
+            raise api_error(
+                "InvalidAction", f"The action `{name}` does not exist.", f"接口 `{name}` 不存在。"
+            )
+        if version != service.version:
+            raise api_error(
+                "NoSuchVersion",
+                f"The version `{version}` does not exist; use {service.version}.",
+                f"接口版本 `{version}` 不存在，请使用 {service.version}。",
+            )
+        region = (headers.get("x-tc-region") or "").strip()
+        if region and (
+            len(region) > 64
+            or not _REGION.fullmatch(region)
+            or (self.config.regions and region not in self.config.regions)
+        ):
+            raise api_error(
+                "UnsupportedRegion",
+                f"The region `{region}` is not supported.",
+                f"不支持地域 `{region}`。",
+            )
+        return action
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """The whole body, or `RequestSizeLimitExceeded` once it passes the limit. An oversized
+    body is still drained (up to a bound) so the client reads the answer, not a reset."""
+    chunks: list[bytes] = []
+    size = 0
+    declared = headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > limit
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            too_large = True
+        if not too_large:
+            chunks.append(chunk)
+        if not message.get("more_body", False) or size > _DRAIN_LIMIT:
+            break
+    if too_large:
+        raise RequestTooLarge()
+    return b"".join(chunks)
+
+
+__all__ = ["EN_US", "TcApiApp", "WireConfig"]
