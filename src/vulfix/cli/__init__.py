@@ -1,0 +1,1 @@
+"""The `vulfix` command line."""

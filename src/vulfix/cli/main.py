@@ -1,0 +1,25 @@
+"""`vulfix` root command; each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from vulfix import __version__
+from vulfix.cli.config_command import config_command
+from vulfix.cli.db_commands import db_group
+from vulfix.cli.keys_commands import keys_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vulfix")
+def cli() -> None:
+    """vulfix: fix host vulnerabilities across a fleet, through the CWP API."""
+
+
+cli.add_command(keys_group)
+cli.add_command(db_group)
+cli.add_command(config_command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables, queries and alembic migrations (SQLite, PostgreSQL)."""

@@ -1,0 +1,158 @@
+"""Database URLs and engines: one place that knows SQLite from PostgreSQL.
+
+SQLite needs care to behave under several processes (the server and the CLI share one file):
+WAL so readers never block the writer, a busy timeout so a waiting writer retries instead of
+failing, and writes that take the write lock up front (`BEGIN IMMEDIATE`). A deferred
+transaction that reads and then writes can find its snapshot stale once another process has
+committed, and SQLite then fails it at once ("database is locked") without waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+
+# Execution option read by the SQLite `begin` hook; other dialects ignore it.
+BEGIN_MODE_OPTION = "vulfix_sqlite_begin"
+BUSY_TIMEOUT_MS = 5000
+
+
+class UnsupportedDatabaseError(ValueError):
+    """The URL names a database other than SQLite or PostgreSQL, or is not a URL at all."""
+
+
+def _with_driver(url: str, drivers: dict[str, str]) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UnsupportedDatabaseError(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend not in drivers:
+        raise UnsupportedDatabaseError(
+            f"unsupported database URL {parsed!r}: use sqlite:///PATH or postgresql://..."
+        )
+    return parsed.set(drivername=drivers[backend])
+
+
+def display_url(url: str) -> str:
+    """The URL as given, with any password masked, for messages."""
+    _with_driver(url, SYNC_DRIVERS)
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def normalize_url(url: str) -> str:
+    """`sqlite:///rel`, `sqlite:////abs`, `postgresql://...` -> the same URL on an async driver."""
+    return _with_driver(url, ASYNC_DRIVERS).render_as_string(hide_password=False)
+
+
+def sync_url(url: str) -> str:
+    """The URL on a blocking driver, for alembic."""
+    return _with_driver(url, SYNC_DRIVERS).render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return _with_driver(url, SYNC_DRIVERS).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL and in-memory SQLite."""
+    parsed = _with_driver(url, SYNC_DRIVERS)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    """SQLAlchemy's recipe for explicit BEGIN with (aio)sqlite, plus per-connection PRAGMAs."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the driver from issuing its own (deferred) BEGIN; `_on_begin` issues ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            # Safe with WAL: a power loss may drop the last commits, never corrupt the file.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(BEGIN_MODE_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+
+
+def _missing_driver(url: str, exc: ImportError) -> UnsupportedDatabaseError:
+    return UnsupportedDatabaseError(
+        f"{make_url(url).drivername} needs the Python package {exc.name!r}, which is not installed"
+    )
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; for SQLite, one pooled connection serialises this process's access."""
+    async_url = normalize_url(url)
+    if not is_sqlite(async_url):
+        try:
+            return create_async_engine(async_url, pool_pre_ping=True)
+        except ImportError as exc:
+            raise _missing_driver(async_url, exc) from exc
+    _prepare_sqlite_file(async_url)
+    engine = create_async_engine(
+        async_url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0
+    )
+    _install_sqlite_hooks(engine.sync_engine)
+    return engine
+
+
+def create_blocking_engine(url: str) -> Engine:
+    """A blocking engine with the same SQLite behaviour, for migrations."""
+    blocking_url = sync_url(url)
+    if not is_sqlite(blocking_url):
+        try:
+            return create_sync_engine(blocking_url)
+        except ImportError as exc:
+            raise _missing_driver(blocking_url, exc) from exc
+    _prepare_sqlite_file(blocking_url)
+    engine = create_sync_engine(blocking_url)
+    _install_sqlite_hooks(engine)
+    return engine
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that will write: on SQLite it holds the write lock from its first statement."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
+        async with conn.begin():
+            yield conn
+
+
+@asynccontextmanager
+async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read-only transaction: one consistent snapshot, no write lock."""
+    async with engine.connect() as conn, conn.begin():
+        yield conn

@@ -1,0 +1,85 @@
+"""The schema, as SQLAlchemy Core tables. Migrations under `migrations/versions` must match it.
+
+Times are stored as naive UTC `DateTime` (the same on SQLite and PostgreSQL); `utc_now` makes
+them and `as_utc` turns what the database returns back into aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+# Stable constraint names on every dialect, so later migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# First AppId handed out; AppIds look like the cloud's 10-digit ones and stay below 2**53 so
+# JavaScript clients read them exactly.
+FIRST_APP_ID = 1_250_000_001
+
+KEY_ENABLED = "enabled"
+KEY_DISABLED = "disabled"
+
+# SQLite only auto-increments an `INTEGER PRIMARY KEY`, not a BIGINT one.
+BigIdentity = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("app_id", BigInteger, nullable=False, unique=True),
+    Column("created_at", DateTime(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("secret_id", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("secret_key_encrypted", LargeBinary, nullable=False),
+    Column("read_only", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+    CheckConstraint(f"status IN ('{KEY_ENABLED}', '{KEY_DISABLED}')", name="status"),
+)
+
+fix_tasks = Table(
+    "fix_tasks",
+    metadata,
+    Column("fix_id", BigIdentity, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("created_at", DateTime(), nullable=False),
+    # FixIds only ever grow, even after retention deletes the newest task.
+    sqlite_autoincrement=True,
+)
+
+
+def utc_now() -> datetime:
+    """The current time as stored: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def as_utc(stored: datetime) -> datetime:
+    """A stored naive-UTC time as an aware datetime."""
+    return stored.replace(tzinfo=UTC)
