@@ -7,7 +7,9 @@ import click
 from vulfix import __version__
 from vulfix.cli.config_command import config_command
 from vulfix.cli.db_commands import db_group
+from vulfix.cli.demo_command import demo_command
 from vulfix.cli.keys_commands import keys_group
+from vulfix.cli.serve_command import serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,9 +18,11 @@ def cli() -> None:
     """vulfix: fix host vulnerabilities across a fleet, through the CWP API."""
 
 
+cli.add_command(serve_command)
 cli.add_command(keys_group)
 cli.add_command(db_group)
 cli.add_command(config_command)
+cli.add_command(demo_command)
 
 
 def main() -> None:

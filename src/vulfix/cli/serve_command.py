@@ -1,0 +1,100 @@
+"""`vulfix serve`: the API (and, later, the agent API and console) on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from vulfix.app import build
+from vulfix.settings import Settings, load_settings
+from vulfix.store.migrate import upgrade
+
+
+@click.command("serve")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8080).")
+@click.option("--db", help="Database URL: sqlite:///PATH (default) or postgresql://...")
+@click.option(
+    "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate: serve HTTPS."
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM private key for --tls-cert.",
+)
+@click.option(
+    "--rate-limit",
+    type=int,
+    help="Requests/second per account and action; 0 disables (default 20).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML settings file.",
+)
+def serve_command(
+    host: str | None,
+    port: int | None,
+    db: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    rate_limit: int | None,
+    config_file: str | None,
+) -> None:
+    """Serve the CWP API on one endpoint, as the official clients expect."""
+    settings = load_settings(
+        config_file,
+        host=host,
+        port=port,
+        db=db,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        rate_limit=rate_limit,
+    )
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together.")
+    upgrade(settings.db)
+    run_server(settings)
+
+
+def run_server(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down gracefully (migrations already applied)."""
+    configure_logging(settings.log_level)
+    application = build(settings)
+    scheme = "https" if settings.tls_cert else "http"
+    logging.getLogger("vulfix").info(
+        "vulfix serving on %s://%s:%d (db %s)",
+        scheme,
+        settings.host,
+        settings.port,
+        _safe_db(settings.db),
+    )
+    uvicorn.run(
+        application.asgi,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _safe_db(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

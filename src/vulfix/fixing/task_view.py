@@ -1,0 +1,211 @@
+"""A fix task as read for its status, and every figure derived from its records.
+
+Nothing here is stored twice: counts, progress, the end time, the retry flags and the
+remaining time are computed from the records each time, over whatever view was asked for
+(the whole task, one vulnerability, one host), so lists and figures always agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from vulfix.fixing.statuses import (
+    FIX_FAILED,
+    FIX_TERMINAL,
+    SNAPSHOT_TERMINAL,
+    FixStatus,
+    SnapshotStatus,
+)
+
+RETRY_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class HostRef:
+    quuid: str
+    host_name: str
+    host_ip: str
+    machine_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecordView:
+    id: int
+    host: HostRef
+    snapshot_name: str
+    snapshot_id: str
+    status: SnapshotStatus
+    fail_reason: str
+    modified_at: datetime
+    retried: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FixItemView:
+    """One CreateVulFixTaskQuuids entry: a vulnerability (or KB patch) and how to fix it."""
+
+    id: int
+    vul_id: int
+    vul_name: str
+    fix_method: int
+    kb_id: int = 0
+    kb_number: str = ""
+    kb_name: str = ""
+    pre_kb_list: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FixRecordView:
+    id: int
+    item_id: int
+    host: HostRef
+    status: FixStatus
+    fail_reason: str
+    modified_at: datetime
+    dispatched_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DurationEstimates:
+    """Mean seconds of one snapshot job and one fix job (observed, or priors)."""
+
+    snapshot_seconds: float = 60.0
+    fix_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class TaskView:
+    fix_id: int
+    created_at: datetime
+    items: tuple[FixItemView, ...]
+    snapshot_records: tuple[SnapshotRecordView, ...]
+    fix_records: tuple[FixRecordView, ...]
+
+    def narrowed(
+        self, *, vul_id: int | None = None, kb_id: int | None = None, quuid: str | None = None
+    ) -> TaskView:
+        """The same task seen through the lookup's filters (spec §3.2 step 6)."""
+        items = tuple(
+            item
+            for item in self.items
+            if (vul_id is None or item.vul_id == vul_id) and (kb_id is None or item.kb_id == kb_id)
+        )
+        item_ids = {item.id for item in items}
+        fixes = tuple(
+            r
+            for r in self.fix_records
+            if r.item_id in item_ids and (quuid is None or r.host.quuid == quuid)
+        )
+        hosts = {r.host.quuid for r in fixes}
+        snapshots = tuple(s for s in self.snapshot_records if s.host.quuid in hosts)
+        return TaskView(self.fix_id, self.created_at, items, snapshots, fixes)
+
+
+@dataclass(frozen=True)
+class ItemFigures:
+    item: FixItemView
+    records: tuple[FixRecordView, ...]
+    progress: int
+    fix_success_cnt: int
+    fail_cnt: int
+
+
+@dataclass(frozen=True)
+class TaskFigures:
+    view: TaskView
+    items: tuple[ItemFigures, ...]
+    host_cnt: int
+    fix_success_cnt: int
+    fix_fail_cnt: int
+    snapshot_fail_cnt: int
+    snapshot_progress: int
+    fix_progress: int
+    ended_at: datetime | None
+    remaining_seconds: int
+    is_retry_snapshot: bool
+    is_allow_retry: bool
+
+
+def progress(done: int, total: int) -> int:
+    """floor(100 x done / total); 100 exactly when everything is done (and for nothing)."""
+    if total == 0 or done >= total:
+        return 100
+    return (100 * done) // total
+
+
+def figures(
+    view: TaskView, now: datetime, estimates: DurationEstimates | None = None
+) -> TaskFigures:
+    estimates = estimates or DurationEstimates()
+    by_host: dict[str, list[FixRecordView]] = {}
+    for record in view.fix_records:
+        by_host.setdefault(record.host.quuid, []).append(record)
+    terminal_fixes = [r for r in view.fix_records if r.status in FIX_TERMINAL]
+    all_done = len(terminal_fixes) == len(view.fix_records)
+    ended_at = (
+        max((r.modified_at for r in view.fix_records), default=view.created_at)
+        if all_done
+        else None
+    )
+    return TaskFigures(
+        view=view,
+        items=tuple(_item_figures(item, view.fix_records) for item in view.items),
+        host_cnt=len(by_host),
+        fix_success_cnt=sum(
+            all(r.status == FixStatus.FIXED for r in rs) for rs in by_host.values()
+        ),
+        fix_fail_cnt=sum(any(r.status in FIX_FAILED for r in rs) for rs in by_host.values()),
+        snapshot_fail_cnt=sum(s.status == SnapshotStatus.FAILED for s in view.snapshot_records),
+        snapshot_progress=progress(
+            sum(s.status in SNAPSHOT_TERMINAL for s in view.snapshot_records),
+            len(view.snapshot_records),
+        ),
+        fix_progress=progress(len(terminal_fixes), len(view.fix_records)),
+        ended_at=ended_at,
+        remaining_seconds=0 if all_done else remaining_seconds(view, now, estimates),
+        is_retry_snapshot=any(
+            s.retried and s.status == SnapshotStatus.PENDING for s in view.snapshot_records
+        ),
+        is_allow_retry=_retry_allowed(view, now),
+    )
+
+
+def _item_figures(item: FixItemView, records: Iterable[FixRecordView]) -> ItemFigures:
+    mine = tuple(r for r in records if r.item_id == item.id)
+    return ItemFigures(
+        item=item,
+        records=mine,
+        progress=progress(sum(r.status in FIX_TERMINAL for r in mine), len(mine)),
+        fix_success_cnt=sum(r.status == FixStatus.FIXED for r in mine),
+        fail_cnt=sum(r.status in FIX_FAILED for r in mine),
+    )
+
+
+def remaining_seconds(view: TaskView, now: datetime, estimates: DurationEstimates) -> int:
+    """The largest remaining sequential work over hosts: a host runs one job at a time, hosts
+    run in parallel, so the task ends when its busiest host does."""
+    pending_snapshot = {
+        s.host.quuid for s in view.snapshot_records if s.status == SnapshotStatus.PENDING
+    }
+    work: dict[str, float] = dict.fromkeys(pending_snapshot, estimates.snapshot_seconds)
+    for record in view.fix_records:
+        if record.status == FixStatus.WAITING:
+            cost = estimates.fix_seconds
+        elif record.status == FixStatus.DISPATCHED:
+            started = record.dispatched_at or record.modified_at
+            cost = max(estimates.fix_seconds - (now - started).total_seconds(), 1.0)
+        else:
+            continue
+        work[record.host.quuid] = work.get(record.host.quuid, 0.0) + cost
+    return math.ceil(max(work.values(), default=0.0))
+
+
+def _retry_allowed(view: TaskView, now: datetime) -> bool:
+    horizon = now - RETRY_WINDOW
+    return any(
+        s.status == SnapshotStatus.FAILED and s.modified_at >= horizon
+        for s in view.snapshot_records
+    ) or any(r.status == FixStatus.FAILED and r.modified_at >= horizon for r in view.fix_records)

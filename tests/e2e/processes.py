@@ -1,0 +1,143 @@
+"""Real `vulfix` processes for end-to-end tests: the server, and CLI commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BIN_DIR = Path(sys.executable).parent
+VULFIX = str(BIN_DIR / "vulfix")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [VULFIX, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"vulfix {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+        )
+    return result
+
+
+@dataclass
+class ApiKey:
+    account: str
+    app_id: int
+    secret_id: str
+    secret_key: str
+
+
+@dataclass
+class ServerProcess:
+    """`vulfix serve` on a free port with its own SQLite database."""
+
+    state_dir: Path
+    extra_args: tuple[str, ...] = ()
+    tls: tuple[str, str] | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.state_dir / 'vulfix.db'}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "server.log"
+
+    def start(self) -> ServerProcess:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            VULFIX,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db",
+            self.db_url,
+        ]
+        if self.tls:
+            args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*args, *self.extra_args], stdout=log, stderr=subprocess.STDOUT
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        scheme = "https" if self.tls else "http"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if (
+                    httpx.get(
+                        f"{scheme}://{self.endpoint}/healthz", timeout=1, verify=False
+                    ).status_code
+                    == 200
+                ):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready in {timeout}s:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        """SIGTERM, then insist the server shut down gracefully (uvicorn re-raises the signal
+        once it has, so the exit status is -SIGTERM)."""
+        assert self.process is not None and self.process.poll() is None, (
+            "server died during the tests"
+        )
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            status = self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        assert status in (0, -signal.SIGTERM), status
+        assert "vulfix stopped cleanly" in self.log_path.read_text(), self.log_path.read_text()[
+            -2000:
+        ]
+
+    def create_key(self, account: str, *, read_only: bool = False) -> ApiKey:
+        args = ["keys", "create", "--db", self.db_url, "--account", account, "--json"]
+        created: dict[str, Any] = json.loads(
+            run_cli(*args, *(["--read-only"] if read_only else [])).stdout
+        )
+        return ApiKey(
+            created["Account"], created["AppId"], created["SecretId"], created["SecretKey"]
+        )
+
+    def keys(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("keys", *args, "--db", self.db_url)
