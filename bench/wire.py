@@ -99,11 +99,12 @@ def build_raw_app(body: bytes) -> Any:
 
 
 def serve(kind: str, port: int, body_file: str) -> None:
-    import logging
 
     import uvicorn
 
-    logging.getLogger("vulfix.api").setLevel(logging.WARNING)
+    from vulfix.cli.serve_command import configure_logging
+
+    configure_logging("INFO")  # the request log line is part of the measured path
     app = build_wire_app() if kind == "wire" else build_raw_app(Path(body_file).read_bytes())
     uvicorn.run(
         app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="off"

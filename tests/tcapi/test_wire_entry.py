@@ -167,11 +167,15 @@ async def test_schema_errors_and_business_errors_pass_through() -> None:
     assert await code_of(signer().tc3_post(b'{"Name": "business"}')) == "InvalidParameterValue"
 
 
-async def test_unexpected_exception_is_internal_error_without_traceback() -> None:
+async def test_unexpected_exception_is_internal_error_logged_with_its_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     response = await call(build_app(), signer().tc3_post(b'{"Name": "boom"}'))
     body = response.json()["Response"]
     assert body["Error"]["Code"] == "InternalError"
     assert "Traceback" not in response.text and "unexpected failure" not in response.text
+    logged = [r for r in caplog.records if body["RequestId"] in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
 
 
 async def test_language_selects_the_message() -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from vulfix.app import build
 from vulfix.settings import Settings, load_settings
 from vulfix.store.migrate import upgrade
+from vulfix.tcapi.observability import REQUEST_LOG, make_logging_cheap
 
 
 @click.command("serve")
@@ -89,6 +90,9 @@ def run_server(settings: Settings) -> None:
 
 
 def configure_logging(level: str) -> None:
+    make_logging_cheap()
+    REQUEST_LOG.stream = sys.stderr
+    REQUEST_LOG.enabled = logging.getLevelName(level.upper()) <= logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import lru_cache
 
 from vulfix.tcapi import signing
 from vulfix.tcapi.credentials import Credential, CredentialSource
@@ -63,7 +63,21 @@ class Tc3Authorization:
     signature: str
 
 
+# What every SDK sends; anything else goes through the tolerant parser below.
+_CANONICAL_TC3 = re.compile(
+    r"TC3-HMAC-SHA256 Credential=([^/\s,]+)/(\d{4}-\d{2}-\d{2})/([^/\s,]+)/tc3_request, ?"
+    r"SignedHeaders=([a-z0-9;.-]+), ?Signature=([0-9a-f]{64})"
+)
+
+
 def parse_tc3_authorization(value: str) -> Tc3Authorization:
+    match = _CANONICAL_TC3.fullmatch(value)
+    if match:
+        headers = tuple(match.group(4).split(";"))
+        if "content-type" in headers and "host" in headers:
+            return Tc3Authorization(
+                match.group(1), match.group(2), match.group(3), headers, match.group(5)
+            )
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != signing.TC3_ALGORITHM:
         raise InvalidAuthorization()
@@ -124,7 +138,7 @@ class Authenticator:
         credential = await self._credential(auth.secret_id)
         if request.header("x-tc-token"):
             raise TokenFailure()
-        if datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d") != auth.date:
+        if utc_date(timestamp) != auth.date:
             raise SignatureFailure(
                 "The credential scope date is not the UTC date of X-TC-Timestamp.",
                 "签名范围中的日期与 X-TC-Timestamp 的 UTC 日期不一致。",
@@ -221,9 +235,12 @@ class Authenticator:
     def _tc3_header_sets(
         self, request: RawRequest, names: tuple[str, ...]
     ) -> Iterable[list[tuple[str, str]]]:
-        """Each plausible canonical header list: every host candidate, Content-Type as sent
-        first and then trimmed and lower-cased (the documented canonical form)."""
+        """Each plausible canonical header list: what the Python SDK signs first (the two
+        headers exactly as sent), then every host candidate with Content-Type as sent and
+        trimmed and lower-cased (the documented canonical form)."""
         content_type = request.content_type
+        if names == ("content-type", "host"):
+            yield [("content-type", content_type), ("host", request.header("host") or "")]
         content_types = list(dict.fromkeys([content_type, content_type.strip().lower()]))
         others = {
             name: (request.header(name) or "").strip().lower()
@@ -234,6 +251,16 @@ class Authenticator:
             for ctype in content_types:
                 chosen = {"host": host, "content-type": ctype, **others}
                 yield [(name, chosen[name]) for name in names]
+
+
+def utc_date(timestamp: int) -> str:
+    """`YYYY-MM-DD` of a Unix time in UTC (cached per day: it sits on every request)."""
+    return _utc_day(timestamp // 86400)
+
+
+@lru_cache(maxsize=64)
+def _utc_day(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
 
 
 def _unique(values: Iterable[str]) -> list[str]:

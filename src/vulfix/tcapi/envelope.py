@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import random
 
 import msgspec
 
@@ -12,8 +13,19 @@ _encoder = msgspec.json.Encoder()
 CONTENT_TYPE = b"application/json"
 
 
+# RequestIds must be unique, not secret: a generator seeded from the OS once per process
+# avoids a getrandom() system call on every request (a tenth of the request's time).
+_ids = random.Random(os.urandom(32))
+_VERSION_4 = 0x4000 << 64  # version nibble 4 in bits 76-79
+_VARIANT = 0x8000 << 48  # RFC 4122 variant in bits 62-63
+_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+
+
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """A lower-case UUID4."""
+    value = (_ids.getrandbits(128) & _CLEAR) | _VERSION_4 | _VARIANT
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def encode_success(payload: msgspec.Struct, request_id: str) -> bytes:

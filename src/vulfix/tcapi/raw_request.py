@@ -59,10 +59,8 @@ class RawRequest:
 
 
 def headers_from_scope(scope: Mapping[str, Any]) -> dict[str, str]:
-    """Lower-cased names; values as sent (latin-1, the bytes HTTP carries)."""
-    return {
-        name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
-    }
+    """Values as sent (latin-1, the bytes HTTP carries); ASGI servers lower-case the names."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
 def form_pairs(body: bytes) -> list[tuple[str, str]]:

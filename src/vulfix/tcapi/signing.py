@@ -25,9 +25,9 @@ def sha256_hex(data: bytes) -> str:
 @lru_cache(maxsize=4096)
 def tc3_signing_key(secret_key: str, date: str, service: str) -> bytes:
     """The derived key; it depends only on (secret, date, service), so it is cached."""
-    k_date = hmac.new(("TC3" + secret_key).encode(), date.encode(), hashlib.sha256).digest()
-    k_service = hmac.new(k_date, service.encode(), hashlib.sha256).digest()
-    return hmac.new(k_service, b"tc3_request", hashlib.sha256).digest()
+    k_date = hmac.digest(("TC3" + secret_key).encode(), date.encode(), "sha256")
+    k_service = hmac.digest(k_date, service.encode(), "sha256")
+    return hmac.digest(k_service, b"tc3_request", "sha256")
 
 
 def tc3_canonical_request(
@@ -50,8 +50,9 @@ def tc3_string_to_sign(timestamp: str, date: str, service: str, canonical_reques
 
 
 def tc3_signature(secret_key: str, date: str, service: str, string_to_sign: str) -> str:
+    # hmac.digest is OpenSSL's one-shot HMAC: no HMAC object per request.
     key = tc3_signing_key(secret_key, date, service)
-    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
 
 
 def v1_string_to_sign(method: str, host: str, params: Iterable[tuple[str, str]]) -> str:

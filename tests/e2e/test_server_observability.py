@@ -1,0 +1,61 @@
+"""What an operator sees: one JSON log line per request, Prometheus figures, health."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import httpx
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+from tests.e2e.processes import ServerProcess
+from tests.e2e.sdk_clients import client
+
+
+def test_each_request_writes_one_structured_line_without_secrets(server: ServerProcess) -> None:
+    key = server.create_key("observed")
+    try:
+        client(server.endpoint, key).call("DescribeVulFixStatus", {"FixId": 55555})
+        raise AssertionError("expected an API error")
+    except TencentCloudSDKException as error:
+        request_id = error.get_request_id()
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not lines:
+        text = server.log_path.read_text()
+        lines = [json.loads(line) for line in text.splitlines() if request_id in line]
+        time.sleep(0.05)
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["action"] == "DescribeVulFixStatus"
+    assert line["account"] == "observed"
+    assert line["code"] == "InvalidParameterValue"
+    assert isinstance(line["duration_ms"], float | int)
+    assert key.secret_key not in server.log_path.read_text()
+
+
+def test_metrics_count_requests_by_action_and_code(server: ServerProcess) -> None:
+    key = server.create_key("metered")
+    for _ in range(3):
+        with contextlib.suppress(TencentCloudSDKException):
+            client(server.endpoint, key).call("DescribeVulFixStatus", {})
+    text = httpx.get(f"http://{server.endpoint}/metrics").text
+    sample = 'vulfix_api_requests_total{action="DescribeVulFixStatus",code="MissingParameter"}'
+    counts = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(sample)]
+    assert counts and counts[0] >= 3
+    assert "vulfix_api_request_duration_seconds_bucket" in text
+
+
+def test_unknown_actions_do_not_grow_metric_labels(server: ServerProcess) -> None:
+    key = server.create_key("label-guard")
+    for n in range(5):
+        with contextlib.suppress(TencentCloudSDKException):
+            client(server.endpoint, key).call(f"Made{n}UpAction", {})
+    text = httpx.get(f"http://{server.endpoint}/metrics").text
+    assert "Made0UpAction" not in text
+
+
+def test_health_answers_ok(server: ServerProcess) -> None:
+    response = httpx.get(f"http://{server.endpoint}/healthz")
+    assert response.status_code == 200 and response.text == "ok\n"
