@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from tests.cli.conftest import RunVulfix
+from vulfix.store.migrate import head_revision
 
 
 def test_current_before_and_after_upgrade(vulfix: RunVulfix, db_url: str) -> None:
@@ -9,13 +10,13 @@ def test_current_before_and_after_upgrade(vulfix: RunVulfix, db_url: str) -> Non
 
     upgraded = vulfix("db", "upgrade", "--db", db_url)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "0001" in upgraded.stdout
+    assert str(head_revision()) in upgraded.stdout
 
     again = vulfix("db", "upgrade", "--db", db_url)
     assert again.returncode == 0, again.stderr
 
     after = vulfix("db", "current", "--db", db_url)
-    assert (after.returncode, after.stdout.strip()) == (0, "0001")
+    assert (after.returncode, after.stdout.strip()) == (0, head_revision())
 
 
 def test_password_is_not_echoed(vulfix: RunVulfix) -> None:

@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 
 from vulfix.store.database import create_blocking_engine
 from vulfix.store.migrate import current_revision, head_revision, upgrade
-from vulfix.store.tables import metadata
+from vulfix.store.schema import metadata
 
 
 def _table_names(path: Path) -> set[str]:
@@ -21,7 +21,8 @@ def test_upgrade_creates_the_database_file_and_tables(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "vulfix.db"
     upgrade(f"sqlite:///{path}")
     assert {"accounts", "api_keys", "fix_tasks", "alembic_version"} <= _table_names(path)
-    assert current_revision(f"sqlite:///{path}") == head_revision() == "0001"
+    head = head_revision()
+    assert head is not None and current_revision(f"sqlite:///{path}") == head
 
 
 def test_upgrade_is_idempotent(tmp_path: Path) -> None:
@@ -34,7 +35,9 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     upgrade(url)
     with sqlite3.connect(tmp_path / "vulfix.db") as conn:
         assert conn.execute("SELECT name FROM accounts").fetchall() == [("a",)]
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (head_revision(),)
+        ]
 
 
 def test_upgrade_switches_the_database_to_wal(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from vulfix.store.database import create_blocking_engine
 from vulfix.store.migrate import migration_transaction
-from vulfix.store.tables import metadata
+from vulfix.store.schema import metadata
 
 config = context.config
 

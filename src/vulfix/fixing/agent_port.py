@@ -1,0 +1,148 @@
+"""What the agent API needs from the domain: hosts that enrol, and the jobs they run.
+
+Plain dataclasses and protocols; the HTTP layer (`vulfix.agent_api`) maps them to the wire
+format of `vulfix.agent_protocol`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+JobKind = Literal["snapshot", "fix", "snapshot_delete"]
+Outcome = Literal["success", "failure", "unsupported"]
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    quuid: str | None
+    host_name: str
+    host_ip: str
+    os_family: str
+    snapshot_supported: bool
+    machine_type: str | None = None
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    host_id: int
+    account_id: int
+    quuid: str
+    host_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostIdentity:
+    host_id: int
+    account_id: int
+    quuid: str
+
+
+@dataclass(frozen=True, slots=True)
+class PackageTarget:
+    name: str
+    fixed_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotWork:
+    snapshot_name: str
+    save_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class FixWork:
+    vul_id: int
+    vul_name: str
+    fix_method: int
+    packages: tuple[PackageTarget, ...]
+    service: str
+    kb_id: int
+    kb_number: str
+    kb_name: str
+    pre_kb_list: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDeleteWork:
+    snapshot_id: str
+    provider_ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobAssignment:
+    job_id: int
+    fix_id: int
+    lease_seconds: float
+    work: SnapshotWork | FixWork | SnapshotDeleteWork
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    outcome: Outcome
+    reason: str = ""
+    exit_code: int | None = None
+    output_tail: str = ""
+    provider_ref: str = ""
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    applied: bool
+    detail: str = ""
+
+
+class EnrollmentRefused(Exception):
+    """Unknown, expired or revoked enrolment token, or a Quuid claimed by another host."""
+
+
+class UnknownJob(Exception):
+    """No such job for this host (another host's job looks exactly the same)."""
+
+
+class HostRegistry(Protocol):
+    async def enroll(self, token: str, facts: HostFacts, now: datetime) -> Enrollment: ...
+
+    async def authenticate(self, host_token: str) -> HostIdentity | None: ...
+
+    async def touch(self, host: HostIdentity, now: datetime) -> None:
+        """Record that the host's agent was seen (drives AgentStatus)."""
+        ...
+
+
+class JobSource(Protocol):
+    async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
+        """The host's leased job again, or its next queued job, now leased; None if idle."""
+        ...
+
+    async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool: ...
+
+    async def report(
+        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+    ) -> ReportOutcome:
+        """Apply a job's result once; raises UnknownJob for a job that is not this host's."""
+        ...
+
+
+class JobNotifier(Protocol):
+    """Wakes long-polls when a host gets work (in-process now; across replicas later)."""
+
+    def notify(self, host_ids: list[int]) -> None: ...
+
+    async def wait(self, host_id: int, timeout: float) -> bool: ...
+
+
+@dataclass
+class AgentTimings:
+    """What agents are told, and how long the engine waits for them."""
+
+    heartbeat_interval: float = 30.0
+    poll_wait: float = 25.0
+    lease_seconds: float = 900.0
+    # An agent unseen for this long is offline (AgentStatus 0, IsSupportAutoFix 2).
+    offline_after: float = 90.0
+    # A queued job no agent picks up within this long fails its record.
+    dispatch_timeout: float = 600.0

@@ -1,0 +1,132 @@
+"""Fix tasks, their items and records, the job queue, and agent enrolment tokens."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+
+from vulfix.store.tables import BigIdentity, fix_tasks, metadata
+
+# Columns the engine adds to `fix_tasks` (migration 0002); declared here with the rest.
+for column in (
+    Column("save_days", Integer, nullable=False, server_default="0"),
+    Column("snapshot_name", String(255), nullable=False, server_default=""),
+    # "" (no limit), "10" or "25%": the AWS SSM forms.
+    Column("max_concurrency", String(16), nullable=False, server_default=""),
+    Column("max_errors", String(16), nullable=False, server_default=""),
+    Column("cancelled_at", DateTime(), nullable=True),
+    Column("stopped_reason", String(255), nullable=False, server_default=""),
+    # Bumped by every change to the task or its records: the key of cached answers.
+    Column("version", Integer, nullable=False, server_default="1"),
+):
+    fix_tasks.append_column(column)
+
+fix_items = Table(
+    "fix_items",
+    metadata,
+    Column("id", BigIdentity, primary_key=True, autoincrement=True),
+    Column("fix_id", Integer, ForeignKey("fix_tasks.fix_id"), nullable=False, index=True),
+    Column("vul_id", Integer, nullable=False),
+    Column("kb_id", Integer, nullable=False),
+    Column("fix_method", Integer, nullable=False),
+    Column("vul_name", String(512), nullable=False),
+    Column("kb_number", String(64), nullable=False),
+    Column("kb_name", String(512), nullable=False),
+    Column("pre_kb_list", JSON, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+snapshot_records = Table(
+    "snapshot_records",
+    metadata,
+    Column("id", BigIdentity, primary_key=True, autoincrement=True),
+    Column("fix_id", Integer, ForeignKey("fix_tasks.fix_id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("quuid", String(128), nullable=False),
+    Column("host_name", String(255), nullable=False),
+    Column("host_ip", String(64), nullable=False),
+    Column("machine_type", String(16), nullable=False),
+    Column("snapshot_name", String(255), nullable=False),
+    Column("snapshot_id", String(32), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("fail_reason", String(1024), nullable=False),
+    Column("retried", Boolean, nullable=False),
+    # The host has entered the task's concurrency window (MaxConcurrency).
+    Column("admitted", Boolean, nullable=False),
+    Column("modified_at", DateTime(), nullable=False),
+    Index("ix_snapshot_records_fix_host", "fix_id", "host_id", unique=True),
+    Index("ix_snapshot_records_host_status", "host_id", "status"),
+    sqlite_autoincrement=True,
+)
+
+fix_records = Table(
+    "fix_records",
+    metadata,
+    Column("id", BigIdentity, primary_key=True, autoincrement=True),
+    Column("fix_id", Integer, ForeignKey("fix_tasks.fix_id"), nullable=False),
+    Column("item_id", Integer, ForeignKey("fix_items.id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("quuid", String(128), nullable=False),
+    Column("host_name", String(255), nullable=False),
+    Column("host_ip", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("fail_reason", String(1024), nullable=False),
+    Column("modified_at", DateTime(), nullable=False),
+    Column("dispatched_at", DateTime(), nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("output_tail", Text, nullable=False),
+    Index("ix_fix_records_fix_item", "fix_id", "item_id"),
+    Index("ix_fix_records_host_status", "host_id", "status"),
+    sqlite_autoincrement=True,
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", BigIdentity, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("fix_id", Integer, nullable=True),
+    # snapshot | fix | snapshot_delete
+    Column("kind", String(16), nullable=False),
+    Column("snapshot_record_id", Integer, nullable=True),
+    Column("fix_record_id", Integer, nullable=True),
+    Column("machine_snapshot_id", Integer, nullable=True),
+    # queued -> leased -> done | expired | cancelled
+    Column("state", String(16), nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+    Column("leased_at", DateTime(), nullable=True),
+    Column("lease_expires_at", DateTime(), nullable=True),
+    Column("finished_at", DateTime(), nullable=True),
+    # success | failure | unsupported | expired | timeout | cancelled
+    Column("outcome", String(16), nullable=False, server_default=""),
+    Column("duration_seconds", Float, nullable=True),
+    Index("ix_jobs_host_state", "host_id", "state"),
+    Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+    Index("ix_jobs_state_created", "state", "created_at"),
+    Index("ix_jobs_account_kind_outcome", "account_id", "kind", "outcome"),
+    sqlite_autoincrement=True,
+)
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("id", BigIdentity, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("revoked_at", DateTime(), nullable=True),
+    sqlite_autoincrement=True,
+)
