@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from vulfix.agent_api.notifier import MemoryJobNotifier
+from vulfix.agent_api.routes import agent_routes
 from vulfix.cwp.display_time import DisplayClock, parse_zone
-from vulfix.cwp.service import SERVICE_NAME, build_cwp_service
+from vulfix.cwp.service import SERVICE_NAME, CwpDependencies, build_cwp_service
+from vulfix.engine_metrics import EngineFigures
+from vulfix.fixing.agent_port import AgentTimings
+from vulfix.fixing.clock import Clock, SystemClock
+from vulfix.fixing.engine_loop import EngineLoop
 from vulfix.settings import Settings
+from vulfix.store.agent_registry import SqlHostRegistry
 from vulfix.store.api_keys import ApiKeyStore
 from vulfix.store.database import create_engine
 from vulfix.store.fix_task_reader import SqlTaskReader
+from vulfix.store.fixing_store import SqlFixingStore
+from vulfix.store.inventory_queries import SqlInventoryReader
 from vulfix.store.secret_cipher import SecretCipher, load_master_key
 from vulfix.tcapi import (
     Authenticator,
@@ -41,10 +50,8 @@ class Application:
     asgi: TcApiApp
     engine: AsyncEngine
     settings: Settings
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+    fixing: SqlFixingStore
+    engine_loop: EngineLoop
 
 
 class StoredCredentials:
@@ -64,15 +71,30 @@ class StoredCredentials:
             key.account_name,
             key.app_id,
             key.read_only,
+            key.allowed_actions,
         )
 
 
-def build(settings: Settings) -> Application:
+def build(settings: Settings, clock: Clock | None = None) -> Application:
+    clock = clock or SystemClock()
     engine = create_engine(settings.db)
     cipher = SecretCipher(load_master_key(settings))
     credentials = CachedCredentialSource(StoredCredentials(ApiKeyStore(engine, cipher)))
+    timings = AgentTimings(
+        heartbeat_interval=settings.heartbeat_interval,
+        poll_wait=settings.poll_wait,
+        lease_seconds=settings.lease_seconds,
+        offline_after=settings.offline_after,
+        dispatch_timeout=settings.dispatch_timeout,
+    )
+    notifier = MemoryJobNotifier()
+    fixing = SqlFixingStore(engine, timings, notifier.notify, settings.snapshot_quota)
+    display = DisplayClock(parse_zone(settings.display_timezone))
+    inventory = SqlInventoryReader(engine)
     service = build_cwp_service(
-        SqlTaskReader(engine), DisplayClock(parse_zone(settings.display_timezone)), utc_now
+        CwpDependencies(
+            SqlTaskReader(engine), fixing, inventory, display, clock, settings.offline_after
+        )
     )
     wire = WireConfig(
         service=service,
@@ -87,20 +109,32 @@ def build(settings: Settings) -> Application:
         regions=frozenset(settings.regions),
         default_language=settings.default_language,
     )
+    loop = EngineLoop(
+        fixing.sweep, clock, settings.engine_interval, EngineFigures(fixing.job_counts)
+    )
+    registry = SqlHostRegistry(engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(loop.run(), name="vulfix-engine")
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await engine.dispose()
             log.info("vulfix stopped cleanly")
 
     side_app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/metrics", metrics)],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/metrics", metrics),
+            Mount("/agent/v1", routes=agent_routes(registry, fixing, notifier, timings, clock)),
+        ],
         lifespan=lifespan,
     )
-    return Application(TcApiApp(wire, side_app), engine, settings)
+    return Application(TcApiApp(wire, side_app), engine, settings, fixing, loop)
 
 
 async def healthz(_request: Request) -> Response:

@@ -51,6 +51,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Optional v1 replay cache: reject a (SecretId, Nonce, Timestamp) seen within the window.
     v1_replay_cache: bool = False
     log_level: str = "INFO"
+    # The engine and its agents (seconds).
+    heartbeat_interval: float = 30.0
+    poll_wait: float = 25.0
+    lease_seconds: float = 900.0
+    offline_after: float = 90.0
+    dispatch_timeout: float = 600.0
+    engine_interval: float = 1.0
+    # Live snapshots a host may keep; RetryCreateSnapshot beyond it is ResourceInsufficient.
+    snapshot_quota: int = 64
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:

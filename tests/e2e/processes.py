@@ -57,6 +57,7 @@ class ServerProcess:
     state_dir: Path
     extra_args: tuple[str, ...] = ()
     tls: tuple[str, str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -88,7 +89,10 @@ class ServerProcess:
             args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*args, *self.extra_args], stdout=log, stderr=subprocess.STDOUT
+            [*args, *self.extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
         )
         self.wait_ready()
         return self

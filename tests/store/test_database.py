@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vulfix.fixing.errors import StorageUnavailable
 from vulfix.store.database import (
     UnsupportedDatabaseError,
     create_engine,
@@ -113,9 +114,13 @@ async def test_write_transaction_rolls_back_on_error(engine: AsyncEngine) -> Non
         assert (await conn.execute(text("SELECT count(*) FROM accounts"))).scalar() == 0
 
 
-async def test_foreign_keys_are_enforced(engine: AsyncEngine) -> None:
-    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+async def test_foreign_keys_are_enforced_and_surface_as_storage_unavailable(
+    engine: AsyncEngine,
+) -> None:
+    with pytest.raises(StorageUnavailable) as caught:
         async with write_transaction(engine) as conn:
             await conn.execute(
                 text("INSERT INTO fix_tasks (account_id, created_at) VALUES (42, '2024-01-01')")
             )
+    assert isinstance(caught.value.__cause__, IntegrityError)
+    assert "FOREIGN KEY" in str(caught.value.__cause__)

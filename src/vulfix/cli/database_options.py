@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vulfix.settings import Settings, load_settings
 from vulfix.store.api_keys import ApiKeyStore, InvalidAccountNameError
@@ -36,6 +37,11 @@ def database_options(command: Callable[P, R]) -> Callable[P, R]:
         type=click.Path(dir_okay=False),
         help="File holding the key that encrypts API secrets (created if missing).",
     )(command)
+    return database_only_options(command)
+
+
+def database_only_options(command: Callable[P, R]) -> Callable[P, R]:
+    """Adds --db and --config, for commands that never touch API secrets."""
     command = click.option(
         "--config",
         "config_file",
@@ -67,17 +73,27 @@ def reported_errors() -> Iterator[None]:
         raise click.ClickException(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
 
 
+def _on_fresh_engine(url: str, operation: Callable[[AsyncEngine], Awaitable[R]]) -> R:
+    async def run() -> R:
+        engine = create_engine(url)
+        try:
+            return await operation(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def with_engine(settings: Settings, operation: Callable[[AsyncEngine], Awaitable[R]]) -> R:
+    """Migrates the database, then runs `operation` on a fresh engine, disposed afterwards."""
+    with reported_errors():
+        upgrade(settings.db)
+        return _on_fresh_engine(settings.db, operation)
+
+
 def with_key_store(settings: Settings, operation: Callable[[ApiKeyStore], Awaitable[R]]) -> R:
     """Migrates the database, then runs `operation` against a key store on a fresh engine."""
     with reported_errors():
         upgrade(settings.db)
         cipher = SecretCipher(load_master_key(settings))
-
-        async def run() -> R:
-            engine = create_engine(settings.db)
-            try:
-                return await operation(ApiKeyStore(engine, cipher))
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(run())
+        return _on_fresh_engine(settings.db, lambda engine: operation(ApiKeyStore(engine, cipher)))

@@ -23,6 +23,13 @@ def keys_group() -> None:
 @database_options
 @click.option("--account", required=True, help="Account name; created on first use.")
 @click.option("--read-only", is_flag=True, help="The key may call Describe* actions only.")
+@click.option(
+    "--allow-action",
+    "allowed_actions",
+    multiple=True,
+    metavar="ACTION",
+    help="Allow only this action (repeatable); any other answers UnauthorizedOperation.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_command(
     db: str | None,
@@ -30,11 +37,15 @@ def create_command(
     master_key_file: str | None,
     account: str,
     read_only: bool,
+    allowed_actions: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create a key for ACCOUNT and print its secret (shown only this once)."""
     settings = settings_from(config_file, db, master_key_file)
-    key: NewKey = with_key_store(settings, lambda store: store.create_key(account, read_only))
+    allowed = list(allowed_actions) or None
+    key: NewKey = with_key_store(
+        settings, lambda store: store.create_key(account, read_only, allowed)
+    )
     if as_json:
         fields = {
             "Account": key.account,

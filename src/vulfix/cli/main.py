@@ -8,8 +8,11 @@ from vulfix import __version__
 from vulfix.cli.config_command import config_command
 from vulfix.cli.db_commands import db_group
 from vulfix.cli.demo_command import demo_command
+from vulfix.cli.enroll_token_commands import enroll_token_group
+from vulfix.cli.import_command import import_command
 from vulfix.cli.keys_commands import keys_group
 from vulfix.cli.serve_command import serve_command
+from vulfix.cli.simulate_command import simulate_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +26,9 @@ cli.add_command(keys_group)
 cli.add_command(db_group)
 cli.add_command(config_command)
 cli.add_command(demo_command)
+cli.add_command(import_command)
+cli.add_command(enroll_token_group)
+cli.add_command(simulate_command)
 
 
 def main() -> None:

@@ -11,6 +11,16 @@ from vulfix.tcapi import ApiError, api_error
 CODES: dict[type[domain.FixingError], str] = {
     domain.LookupIncomplete: "MissingParameter",
     domain.TaskNotFound: "InvalidParameterValue",
+    domain.InvalidFixRequest: "InvalidParameterValue",
+    domain.IncompleteFixItem: "InvalidParameter.MissingParameter",
+    domain.MalformedBudget: "InvalidParameter.ParsingError",
+    domain.CannotAutoFix: "UnsupportedOperation",
+    domain.RecordNotFound: "ResourceNotFound",
+    domain.RecordBusy: "ResourceInUse",
+    domain.RecordNotRetryable: "InvalidParameterValue",
+    domain.RecordBlocked: "ResourceUnavailable",
+    domain.SnapshotQuotaExhausted: "ResourceInsufficient",
+    domain.StorageUnavailable: "InternalError.MainDBFail",
 }
 
 

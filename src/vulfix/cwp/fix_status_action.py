@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import msgspec
 
 from vulfix.cwp.display_time import DisplayClock
 from vulfix.cwp.error_codes import api_errors
@@ -14,26 +17,86 @@ from vulfix.cwp.fix_status import (
     VulFixStatusInfo,
     VulFixStatusSnapshotInfo,
 )
-from vulfix.fixing.task_status import TaskLookup, TaskReader, task_status
+from vulfix.cwp.quuids import check_quuid
+from vulfix.fixing.clock import Clock
+from vulfix.fixing.task_status import TaskLookup, TaskReader, check_lookup, not_found, task_status
 from vulfix.fixing.task_view import TaskFigures
-from vulfix.tcapi import Caller
+from vulfix.tcapi import Caller, api_error
+
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    version: tuple[int, int]
+    computed_at: datetime
+    finished: bool
+    body: bytes
 
 
 class FixStatusAction:
+    """Answers from a cache of encoded bodies keyed by the lookup and valid while the task's
+    (FixId, version) is unchanged; a running task is also recomputed every `running_ttl`
+    seconds because its RemainingTime moves with time. Bounded by total bytes."""
+
     def __init__(
-        self, reader: TaskReader, display: DisplayClock, now: Callable[[], datetime]
+        self,
+        reader: TaskReader,
+        display: DisplayClock,
+        clock: Clock,
+        running_ttl: float = 1.0,
+        cache_bytes: int = 128 * 1024 * 1024,
     ) -> None:
         self.reader = reader
         self.display = display
-        self.now = now
+        self.clock = clock
+        self.running_ttl = timedelta(seconds=running_ttl)
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[tuple[int, TaskLookup], _Answer] = OrderedDict()
+        self._cached_bytes = 0
 
-    async def __call__(
-        self, req: DescribeVulFixStatusRequest, caller: Caller
-    ) -> DescribeVulFixStatusResponse:
+    async def __call__(self, req: DescribeVulFixStatusRequest, caller: Caller) -> msgspec.Raw:
+        check_quuid(req.quuid, "Quuid")
+        if (
+            req.fix_id is None
+            and req.vul_id is None
+            and (req.quuid is not None or req.kb_id is not None)
+        ):
+            raise api_error(
+                "InvalidParameter.MissingParameter",
+                "Quuid and KbId narrow a lookup by FixId or VulId: give VulId (or FixId) too.",
+                "Quuid 和 KbId 只能配合 FixId 或 VulId 使用，请同时提供 VulId（或 FixId）。",
+            )
         lookup = TaskLookup(fix_id=req.fix_id, vul_id=req.vul_id, quuid=req.quuid, kb_id=req.kb_id)
+        key = (caller.account_id, lookup)
         async with api_errors():
-            status = await task_status(self.reader, caller.account_id, lookup, self.now())
-        return self.render(status)
+            check_lookup(lookup)
+            version = await self.reader.version(caller.account_id, lookup)
+            if version is None:
+                raise not_found(lookup)
+            now = self.clock.now()
+            cached = self._cache.get(key)
+            if (
+                cached
+                and cached.version == version
+                and (cached.finished or now - cached.computed_at < self.running_ttl)
+            ):
+                self._cache.move_to_end(key)
+                return msgspec.Raw(cached.body)
+            status = await task_status(self.reader, caller.account_id, lookup, now)
+        body = _encoder.encode(self.render(status))
+        self._remember(key, _Answer(version, now, status.ended_at is not None, body))
+        return msgspec.Raw(body)
+
+    def _remember(self, key: tuple[int, TaskLookup], answer: _Answer) -> None:
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cached_bytes -= len(old.body)
+        self._cache[key] = answer
+        self._cached_bytes += len(answer.body)
+        while self._cached_bytes > self.cache_bytes and self._cache:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_bytes -= len(evicted.body)
 
     def render(self, status: TaskFigures) -> DescribeVulFixStatusResponse:
         show = self.display.show

@@ -132,7 +132,7 @@ class JobNotifier(Protocol):
 
     def notify(self, host_ids: list[int]) -> None: ...
 
-    async def wait(self, host_id: int, timeout: float) -> bool: ...
+    async def wait(self, host_id: int, timeout: float) -> bool: ...  # noqa: ASYNC109
 
 
 @dataclass

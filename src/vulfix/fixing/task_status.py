@@ -23,27 +23,39 @@ class TaskReader(Protocol):
         """FixId -> that task; else VulId (+ Quuid) -> the newest task containing it."""
         ...
 
-    async def duration_estimates(self) -> DurationEstimates: ...
+    async def version(self, account_id: int, lookup: TaskLookup) -> tuple[int, int] | None:
+        """(FixId, version) of the task the lookup selects; the version changes with any record."""
+        ...
+
+    async def duration_estimates(self, account_id: int) -> DurationEstimates: ...
 
 
-async def task_status(
-    reader: TaskReader, account_id: int, lookup: TaskLookup, now: datetime
-) -> TaskFigures:
+def check_lookup(lookup: TaskLookup) -> None:
     if lookup.fix_id is None and lookup.vul_id is None:
         raise LookupIncomplete(
             "Give FixId, or VulId (optionally with Quuid), to find a fix task.",
             "请提供 FixId，或 VulId（可附带 Quuid）以查询修复任务。",
         )
+
+
+def not_found(lookup: TaskLookup) -> TaskNotFound:
+    return TaskNotFound(*_not_found_messages(lookup))
+
+
+async def task_status(
+    reader: TaskReader, account_id: int, lookup: TaskLookup, now: datetime
+) -> TaskFigures:
+    check_lookup(lookup)
     view = await reader.find_task(account_id, lookup)
     if view is None:
-        raise TaskNotFound(*_not_found_messages(lookup))
+        raise not_found(lookup)
     narrowed = view.narrowed(vul_id=lookup.vul_id, kb_id=lookup.kb_id, quuid=lookup.quuid)
     if view.fix_records and not narrowed.fix_records:
         raise TaskNotFound(
             f"Fix task {view.fix_id} has nothing matching those filters.",
             f"修复任务 {view.fix_id} 中没有符合条件的记录。",
         )
-    return figures(narrowed, now, await reader.duration_estimates())
+    return figures(narrowed, now, await reader.duration_estimates(account_id))
 
 
 def _not_found_messages(lookup: TaskLookup) -> tuple[str, str]:

@@ -12,34 +12,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vulfix.store.accounts import InvalidAccountNameError as InvalidAccountNameError
+from vulfix.store.accounts import account_named, check_account_name
 from vulfix.store.database import write_transaction
 from vulfix.store.secret_cipher import SecretCipher
-from vulfix.store.tables import (
-    FIRST_APP_ID,
-    KEY_DISABLED,
-    KEY_ENABLED,
-    accounts,
-    api_keys,
-    as_utc,
-    utc_now,
-)
+from vulfix.store.tables import KEY_DISABLED, KEY_ENABLED, accounts, api_keys, as_utc, utc_now
 
 KeyStatus = Literal["enabled", "disabled"]
 
 ALPHANUMERICS = string.ascii_letters + string.digits
 SECRET_ID_PREFIX = "AKID"  # noqa: S105 (a public prefix, not a secret)
-MAX_ACCOUNT_NAME = 64
 # Concurrent creators on PostgreSQL may collide on a new account's name or AppId; SQLite
 # writers are serialised by BEGIN IMMEDIATE and never get here twice.
 CREATE_ATTEMPTS = 5
-
-
-class InvalidAccountNameError(ValueError):
-    """The account name is empty, too long, or has surrounding or unprintable characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +49,7 @@ class KeyInfo:
     read_only: bool
     status: KeyStatus
     created_at: datetime
+    allowed_actions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +62,11 @@ class ActiveKey:
     account_name: str
     app_id: int
     read_only: bool
+    allowed_actions: frozenset[str] | None = None
 
 
 def _random_alphanumerics(length: int) -> str:
     return "".join(secrets.choice(ALPHANUMERICS) for _ in range(length))
-
-
-def _check_account_name(name: str) -> None:
-    if not name or len(name) > MAX_ACCOUNT_NAME or name != name.strip() or not name.isprintable():
-        raise InvalidAccountNameError(
-            f"account name must be 1-{MAX_ACCOUNT_NAME} printable characters "
-            f"without surrounding spaces, not {name!r}"
-        )
 
 
 class ApiKeyStore:
@@ -93,57 +76,48 @@ class ApiKeyStore:
         self._engine = engine
         self._cipher = cipher
 
-    async def create_key(self, account_name: str, read_only: bool) -> NewKey:
-        """A new enabled key for the account, creating the account on first use."""
-        _check_account_name(account_name)
+    async def create_key(
+        self, account_name: str, read_only: bool, allowed_actions: list[str] | None = None
+    ) -> NewKey:
+        """A new enabled key for the account, creating the account on first use.
+        `allowed_actions` limits the actions the key may call (None: all of them)."""
+        check_account_name(account_name)
         secret_key = _random_alphanumerics(32)
         sealed = self._cipher.encrypt(secret_key)
         for _ in range(CREATE_ATTEMPTS - 1):
             try:
-                return await self._insert_key(account_name, read_only, secret_key, sealed)
+                return await self._insert_key(
+                    account_name, read_only, secret_key, sealed, allowed_actions
+                )
             except IntegrityError:
                 continue
-        return await self._insert_key(account_name, read_only, secret_key, sealed)
+        return await self._insert_key(account_name, read_only, secret_key, sealed, allowed_actions)
 
     async def _insert_key(
-        self, account_name: str, read_only: bool, secret_key: str, sealed: bytes
+        self,
+        account_name: str,
+        read_only: bool,
+        secret_key: str,
+        sealed: bytes,
+        allowed_actions: list[str] | None,
     ) -> NewKey:
         secret_id = SECRET_ID_PREFIX + _random_alphanumerics(32)
         async with write_transaction(self._engine) as conn:
-            account_id, app_id = await self._account(conn, account_name)
+            account = await account_named(conn, account_name)
             await conn.execute(
                 insert(api_keys).values(
                     secret_id=secret_id,
-                    account_id=account_id,
+                    account_id=account.id,
                     secret_key_encrypted=sealed,
                     read_only=read_only,
+                    allowed_actions=sorted(set(allowed_actions))
+                    if allowed_actions is not None
+                    else None,
                     status=KEY_ENABLED,
                     created_at=utc_now(),
                 )
             )
-        return NewKey(account_name, app_id, secret_id, secret_key)
-
-    async def _account(self, conn: AsyncConnection, name: str) -> tuple[int, int]:
-        """(id, app_id) of the named account, created if missing."""
-        found = (
-            await conn.execute(
-                select(accounts.c.id, accounts.c.app_id).where(accounts.c.name == name)
-            )
-        ).first()
-        if found is None:
-            # AppIds count up from FIRST_APP_ID in creation order.
-            next_app_id = select(
-                func.coalesce(func.max(accounts.c.app_id), FIRST_APP_ID - 1) + 1
-            ).scalar_subquery()
-            await conn.execute(
-                insert(accounts).values(name=name, app_id=next_app_id, created_at=utc_now())
-            )
-            found = (
-                await conn.execute(
-                    select(accounts.c.id, accounts.c.app_id).where(accounts.c.name == name)
-                )
-            ).one()
-        return int(found.id), int(found.app_id)
+        return NewKey(account_name, account.app_id, secret_id, secret_key)
 
     async def list_keys(self, account_name: str | None = None) -> list[KeyInfo]:
         query = (
@@ -152,6 +126,7 @@ class ApiKeyStore:
                 accounts.c.app_id,
                 api_keys.c.secret_id,
                 api_keys.c.read_only,
+                api_keys.c.allowed_actions,
                 api_keys.c.status,
                 api_keys.c.created_at,
             )
@@ -170,6 +145,9 @@ class ApiKeyStore:
                 read_only=bool(row.read_only),
                 status=cast(KeyStatus, row.status),
                 created_at=as_utc(row.created_at),
+                allowed_actions=tuple(row.allowed_actions)
+                if row.allowed_actions is not None
+                else None,
             )
             for row in rows
         ]
@@ -195,6 +173,7 @@ class ApiKeyStore:
             select(
                 api_keys.c.secret_key_encrypted,
                 api_keys.c.read_only,
+                api_keys.c.allowed_actions,
                 accounts.c.id,
                 accounts.c.name,
                 accounts.c.app_id,
@@ -213,4 +192,7 @@ class ApiKeyStore:
             account_name=row.name,
             app_id=int(row.app_id),
             read_only=bool(row.read_only),
+            allowed_actions=frozenset(row.allowed_actions)
+            if row.allowed_actions is not None
+            else None,
         )

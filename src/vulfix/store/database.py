@@ -9,17 +9,20 @@ committed, and SQLite then fails it at once ("database is locked") without waiti
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from vulfix.fixing.errors import StorageUnavailable
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -145,14 +148,28 @@ def create_blocking_engine(url: str) -> Engine:
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction that will write: on SQLite it holds the write lock from its first statement."""
-    async with engine.connect() as conn:
-        await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
-        async with conn.begin():
-            yield conn
+    with storage_errors():
+        async with engine.connect() as conn:
+            await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
+            async with conn.begin():
+                yield conn
 
 
 @asynccontextmanager
 async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A read-only transaction: one consistent snapshot, no write lock."""
-    async with engine.connect() as conn, conn.begin():
-        yield conn
+    with storage_errors():
+        async with engine.connect() as conn, conn.begin():
+            yield conn
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Database failures leave the store as the domain's `StorageUnavailable` (the API's
+    InternalError.MainDBFail); the original stays chained for the log."""
+    try:
+        yield
+    except (DBAPIError, PoolTimeoutError) as error:
+        raise StorageUnavailable(
+            "The database failed or could not be reached.", "数据库操作失败或无法连接。"
+        ) from error

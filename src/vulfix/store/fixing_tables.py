@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from vulfix.store.tables import BigIdentity, fix_tasks, metadata
@@ -116,6 +117,14 @@ jobs = Table(
     Index("ix_jobs_state_lease", "state", "lease_expires_at"),
     Index("ix_jobs_state_created", "state", "created_at"),
     Index("ix_jobs_account_kind_outcome", "account_id", "kind", "outcome"),
+    # One job at a time per host, enforced by the database even across replicas.
+    Index(
+        "uq_jobs_active_host",
+        "host_id",
+        unique=True,
+        sqlite_where=text("state IN ('queued', 'leased')"),
+        postgresql_where=text("state IN ('queued', 'leased')"),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -59,6 +60,8 @@ api_keys = Table(
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
     Column("secret_key_encrypted", LargeBinary, nullable=False),
     Column("read_only", Boolean, nullable=False),
+    # A CAM-like policy: the actions this key may call; NULL allows every action.
+    Column("allowed_actions", JSON, nullable=True),
     Column("status", String(16), nullable=False),
     Column("created_at", DateTime(), nullable=False),
     CheckConstraint(f"status IN ('{KEY_ENABLED}', '{KEY_DISABLED}')", name="status"),
@@ -83,3 +86,8 @@ def utc_now() -> datetime:
 def as_utc(stored: datetime) -> datetime:
     """A stored naive-UTC time as an aware datetime."""
     return stored.replace(tzinfo=UTC)
+
+
+def to_stored(moment: datetime) -> datetime:
+    """An aware time as stored: naive UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None)

@@ -18,12 +18,13 @@ from vulfix.tcapi import envelope, observability
 from vulfix.tcapi.authentication import Authenticator
 from vulfix.tcapi.credentials import Caller, Credential
 from vulfix.tcapi.errors import EN_US, ApiError, api_error, normalize_language
-from vulfix.tcapi.flattening import unflatten
+from vulfix.tcapi.flattening import FlatteningError, unflatten
 from vulfix.tcapi.rate_limiting import RateLimiter, RatePolicy
 from vulfix.tcapi.raw_request import (
     GET_QUERY_LIMIT,
     TC3_BODY_LIMIT,
     V1_BODY_LIMIT,
+    MalformedBody,
     RawRequest,
     RequestTooLarge,
     form_pairs,
@@ -96,6 +97,10 @@ class TcApiApp:
                 await self._answer(scope, receive, headers, state), state.request_id
             )
         except ApiError as error:
+            if isinstance(error, MalformedBody | FlatteningError):
+                error = api_error(
+                    self.config.service.parse_error_code, error.message_en, error.message_zh
+                )
             code = error.error_code
             body = envelope.encode_error(error, state.language, state.request_id)
         except Exception:
@@ -199,6 +204,12 @@ class TcApiApp:
             f"{credential.account_id}:{action.name}", limit
         ):
             raise api_error("RequestLimitExceeded")
+        if credential.allowed_actions is not None and action.name not in credential.allowed_actions:
+            raise api_error(
+                "UnauthorizedOperation",
+                f"This key's policy does not allow {action.name}.",
+                f"该密钥的策略不允许调用 {action.name}。",
+            )
         if action.mutating and credential.read_only:
             raise api_error(
                 "UnauthorizedOperation",

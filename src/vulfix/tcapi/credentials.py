@@ -16,6 +16,8 @@ class Credential:
     account_name: str
     app_id: int
     read_only: bool
+    # Actions this key may call (a CAM-like policy); None allows every action.
+    allowed_actions: frozenset[str] | None = None
 
 
 class CredentialSource(Protocol):

@@ -28,7 +28,7 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def encode_success(payload: msgspec.Struct, request_id: str) -> bytes:
+def encode_success(payload: msgspec.Struct | msgspec.Raw, request_id: str) -> bytes:
     """Splices `RequestId` into the encoded payload object without re-encoding it."""
     body = _encoder.encode(payload)
     request_id_member = b'"RequestId":"' + request_id.encode() + b'"'

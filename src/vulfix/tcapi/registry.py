@@ -10,7 +10,8 @@ import msgspec
 
 from vulfix.tcapi.credentials import Caller
 
-Handler = Callable[[Any, Caller], Awaitable[msgspec.Struct]]
+# A handler answers a typed response, or `msgspec.Raw` bytes it encoded (and cached) itself.
+Handler = Callable[[Any, Caller], Awaitable[msgspec.Struct | msgspec.Raw]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +25,13 @@ class Action:
 class ApiService:
     """One TencentCloud-style product: its name (the signing service), version and actions."""
 
-    def __init__(self, name: str, version: str) -> None:
+    def __init__(
+        self, name: str, version: str, *, parse_error_code: str = "InvalidParameter"
+    ) -> None:
         self.name = name
         self.version = version
+        # The code for a body or flattened parameters that cannot be parsed at all.
+        self.parse_error_code = parse_error_code
         self.actions: dict[str, Action] = {}
 
     def add(

@@ -109,6 +109,9 @@ def _decode_value(value: Any, declared: mi.Type, path: str) -> Any:
     if isinstance(declared, mi.ListType):
         if not isinstance(value, list):
             raise _wrong_type(path, "Array")
+        item_type = declared.item_type
+        if _is_plain_str(item_type) and all(type(item) is str for item in value):
+            return list(value)  # the common case (Quuids): no per-element walk
         return [
             _decode_value(item, declared.item_type, f"{path}.{index}")
             for index, item in enumerate(value)
@@ -138,6 +141,14 @@ def _decode_int(value: Any, declared: mi.IntType, path: str) -> int:
             f"参数 `{path}` 的取值必须在 {low} 到 {high} 之间。",
         )
     return number
+
+
+def _is_plain_str(declared: mi.Type) -> bool:
+    return (
+        isinstance(declared, mi.StrType)
+        and declared.max_length is None
+        and declared.min_length is None
+    )
 
 
 def _is_integral_float(value: Any) -> bool:

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-04 16:32:56.324774
+Create Date: 2026-12-04 16:41:37.477148
 """
 
 from __future__ import annotations
@@ -196,6 +196,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_jobs_host_state", ["host_id", "state"], unique=False)
         batch_op.create_index("ix_jobs_state_created", ["state", "created_at"], unique=False)
         batch_op.create_index("ix_jobs_state_lease", ["state", "lease_expires_at"], unique=False)
+        batch_op.create_index(
+            "uq_jobs_active_host",
+            ["host_id"],
+            unique=True,
+            sqlite_where=sa.text("state IN ('queued', 'leased')"),
+            postgresql_where=sa.text("state IN ('queued', 'leased')"),
+        )
 
     op.create_table(
         "machine_snapshots",
@@ -302,6 +309,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_fix_records_fix_item", ["fix_id", "item_id"], unique=False)
         batch_op.create_index("ix_fix_records_host_status", ["host_id", "status"], unique=False)
 
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("allowed_actions", sa.JSON(), nullable=True))
+
     with op.batch_alter_table("fix_tasks", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("save_days", sa.Integer(), server_default="0", nullable=False)
@@ -332,6 +342,9 @@ def downgrade() -> None:
         batch_op.drop_column("snapshot_name")
         batch_op.drop_column("save_days")
 
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_column("allowed_actions")
+
     with op.batch_alter_table("fix_records", schema=None) as batch_op:
         batch_op.drop_index("ix_fix_records_host_status")
         batch_op.drop_index("ix_fix_records_fix_item")
@@ -347,6 +360,11 @@ def downgrade() -> None:
 
     op.drop_table("machine_snapshots")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_jobs_active_host",
+            sqlite_where=sa.text("state IN ('queued', 'leased')"),
+            postgresql_where=sa.text("state IN ('queued', 'leased')"),
+        )
         batch_op.drop_index("ix_jobs_state_lease")
         batch_op.drop_index("ix_jobs_state_created")
         batch_op.drop_index("ix_jobs_host_state")

@@ -1,0 +1,328 @@
+"""A simulated fleet: one agent per host of an inventory file, in one process and event loop.
+
+Each agent is one coroutine over a shared `httpx.AsyncClient`, speaking the real agent API
+through `AgentClient`: it enrols with its Quuid, heartbeats, long-polls, "runs" each job by
+sleeping, and reports what `simulated_jobs` made of it. Outcomes come from a per-host
+generator seeded with (seed, Quuid), so a run is reproducible whatever the scheduling; the
+timing jitter (start ramp, retry backoff) comes from one fleet-wide generator instead, which
+keeps an agent to a single generator's worth of memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+import secrets
+import ssl
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from vulfix.agent.client import (
+    AgentApiError,
+    AgentClient,
+    AgentUnavailable,
+    RetryPolicy,
+    http_client,
+)
+from vulfix.agent.simulated_jobs import job_kind, simulate_job
+from vulfix.agent.timeline import RealTimeline, Timeline
+from vulfix.agent_protocol import EnrollRequest, JobEnvelope, JobReport
+
+# Inventory rules mirrored from the import format: the default machine type, and the machine
+# types whose cloud disks can be snapshotted when a host does not say.
+DEFAULT_MACHINE_TYPE = "CVM"
+SNAPSHOT_MACHINE_TYPES = frozenset({"CVM", "LH"})
+# Pause after an unreachable server before an agent tries again.
+UNAVAILABLE_PAUSE = 5.0
+# httpcore scans its whole pool on every request, so one pool of 10 000 connections makes
+# each request cost O(fleet). An agent has one request in flight at a time, so small pools,
+# each shared by this many agents, serve as well at a fraction of the cost.
+AGENTS_PER_POOL = 32
+# Connections a pool may open beyond one per agent (one closing while the next opens).
+SPARE_CONNECTIONS = 4
+
+
+class InventoryHost(msgspec.Struct, rename="pascal", kw_only=True):
+    """What the simulator reads of an import document's host; other keys are ignored."""
+
+    quuid: str
+    os_family: str
+    host_name: str = ""
+    host_ip: str = ""
+    machine_type: str = DEFAULT_MACHINE_TYPE
+    snapshot_supported: bool | None = None
+    instance_id: str = ""
+
+
+class _InventoryFile(msgspec.Struct):
+    hosts: list[InventoryHost] = []
+
+
+def parse_inventory(document: bytes) -> list[InventoryHost]:
+    try:
+        return msgspec.json.decode(document, type=_InventoryFile).hosts
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not an inventory document: {exc}") from exc
+
+
+def load_inventory(path: Path) -> list[InventoryHost]:
+    return parse_inventory(path.read_bytes())
+
+
+def enroll_request(host: InventoryHost, enroll_token: str) -> EnrollRequest:
+    """The facts a real agent would find on this host; blanks filled in from the Quuid."""
+    digest = hashlib.sha256(host.quuid.encode()).digest()
+    snapshot_supported = host.snapshot_supported
+    if snapshot_supported is None:
+        snapshot_supported = host.machine_type in SNAPSHOT_MACHINE_TYPES
+    return EnrollRequest(
+        enroll_token=enroll_token,
+        quuid=host.quuid,
+        host_name=host.host_name or f"sim-{digest[:4].hex()}",
+        host_ip=host.host_ip or f"10.{digest[0]}.{digest[1]}.{digest[2] or 1}",
+        os_family=host.os_family,
+        snapshot_supported=snapshot_supported,
+        machine_type=host.machine_type,
+        instance_id=host.instance_id or None,
+    )
+
+
+def fleet_http_clients(
+    base_url: str,
+    agents: int,
+    *,
+    ca_file: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[httpx.AsyncClient]:
+    """Connection pools for `agents` agents: one per AGENTS_PER_POOL, sharing one TLS context
+    (the system's trust store, or `ca_file`), which costs ~20 ms to build."""
+    tls = ssl.create_default_context(cafile=ca_file)
+    pools = max(1, math.ceil(agents / AGENTS_PER_POOL))
+    size = min(agents, AGENTS_PER_POOL) + SPARE_CONNECTIONS
+    return [
+        http_client(base_url, verify=tls, max_connections=size, transport=transport)
+        for _ in range(pools)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetOptions:
+    fail_rate: float = 0.0
+    snapshot_fail_rate: float = 0.0
+    # Simulated work runs this many times faster than nominal.
+    speed: float = 1.0
+    # Stop taking jobs after this many seconds (jobs under way still finish and report).
+    duration: float | None = None
+    seed: int | None = None
+    # Heartbeat at least this often (the server's interval applies when it is shorter).
+    heartbeat_interval: float | None = None
+    # Long-poll wait; None takes the server's. 0 polls without waiting (virtual-time tests).
+    poll_wait: float | None = None
+    # Empty polls are at least this far apart, whatever the server's wait.
+    idle_poll_interval: float = 1.0
+    # Enrolments are spread over this many seconds; None scales with the fleet.
+    ramp_up: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class FleetSummary:
+    # Hosts enrolled (re-enrolments after a 401 are not counted again).
+    enrolled: int = 0
+    enrol_refused: int = 0
+    # (kind, outcome) of every report the server applied.
+    jobs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Reports acknowledged as already applied, refused (e.g. an expired job), or given up on.
+    duplicates: int = 0
+    refused: int = 0
+    unreported: int = 0
+    # Times an agent found the server unreachable after its client's retries.
+    unavailable: int = 0
+
+
+class SimulatedAgent:
+    def __init__(
+        self,
+        host: InventoryHost,
+        client: AgentClient,
+        *,
+        enroll_token: str,
+        seed: int,
+        options: FleetOptions,
+        timeline: Timeline,
+        deadline: float,
+        start_delay: float,
+        summary: FleetSummary,
+    ) -> None:
+        self._facts = enroll_request(host, enroll_token)
+        self._client = client
+        self._outcomes = random.Random(f"{seed}/{host.quuid}")
+        self._options = options
+        self._timeline = timeline
+        self._deadline = deadline
+        self._start_delay = start_delay
+        self._summary = summary
+        self._heartbeat_interval = 0.0
+        self._poll_wait = 0.0
+        self._next_heartbeat = 0.0
+        # Reports the server never acknowledged, resent when the job comes round again.
+        self._unsent: dict[int, JobReport] = {}
+
+    async def run(self) -> None:
+        await self._timeline.sleep(self._start_delay)
+        if not await self._enroll():
+            return
+        while self._timeline.now() < self._deadline:
+            try:
+                await self._step()
+            except AgentUnavailable:
+                self._summary.unavailable += 1
+                await self._timeline.sleep(UNAVAILABLE_PAUSE)
+            except AgentApiError as exc:
+                if exc.status != 401 or not await self._enroll():
+                    raise
+
+    async def _enroll(self) -> bool:
+        """Enrols (again, after a 401); False when the server refuses this host for good."""
+        while True:
+            try:
+                enrolled = await self._client.enroll(self._facts)
+            except AgentUnavailable:
+                self._summary.unavailable += 1
+                if self._timeline.now() >= self._deadline:
+                    return False
+                await self._timeline.sleep(UNAVAILABLE_PAUSE)
+                continue
+            except AgentApiError:
+                self._summary.enrol_refused += 1
+                return False
+            if not self._heartbeat_interval:  # the first enrolment, not a renewal
+                self._summary.enrolled += 1
+            configured = self._options.heartbeat_interval or math.inf
+            self._heartbeat_interval = min(enrolled.heartbeat_interval, configured)
+            self._poll_wait = enrolled.poll_wait
+            if self._options.poll_wait is not None:
+                self._poll_wait = self._options.poll_wait
+            self._next_heartbeat = self._timeline.now() + self._heartbeat_interval
+            return True
+
+    async def _heartbeat(self, running_job_id: int | None = None) -> None:
+        self._next_heartbeat = self._timeline.now() + self._heartbeat_interval
+        await self._client.heartbeat(running_job_id)
+
+    async def _step(self) -> None:
+        now = self._timeline.now()
+        if now >= self._next_heartbeat:
+            await self._heartbeat()
+            return
+        wait = max(0.0, min(self._poll_wait, self._next_heartbeat - now, self._deadline - now))
+        job = await self._client.poll(wait)
+        if job is None:
+            idle = self._options.idle_poll_interval - (self._timeline.now() - now)
+            if idle > 0:
+                await self._timeline.sleep(min(idle, self._deadline - self._timeline.now()))
+            return
+        report = self._unsent.pop(job.job_id, None)
+        await self._report(job, report if report is not None else await self._run(job))
+
+    async def _run(self, job: JobEnvelope) -> JobReport:
+        run = simulate_job(
+            job,
+            os_family=self._facts.os_family,
+            snapshot_supported=self._facts.snapshot_supported,
+            rng=self._outcomes,
+            fail_rate=self._options.fail_rate,
+            snapshot_fail_rate=self._options.snapshot_fail_rate,
+            speed=self._options.speed,
+        )
+        remaining = run.seconds
+        while remaining > 0:
+            step = min(remaining, max(0.0, self._next_heartbeat - self._timeline.now()))
+            await self._timeline.sleep(step)
+            remaining -= step
+            if self._timeline.now() >= self._next_heartbeat:
+                try:
+                    await self._heartbeat(job.job_id)  # keeps the job's lease
+                except AgentUnavailable:
+                    self._summary.unavailable += 1
+        return run.report
+
+    async def _report(self, job: JobEnvelope, report: JobReport) -> None:
+        try:
+            ack = await self._client.report(job.job_id, report)
+        except AgentUnavailable:
+            self._summary.unreported += 1
+            self._unsent[job.job_id] = report
+            raise
+        except AgentApiError as exc:
+            if exc.status == 401:
+                self._unsent[job.job_id] = report
+                raise
+            self._summary.refused += 1
+            return
+        if ack.applied:
+            self._summary.jobs[job_kind(job), report.outcome] += 1
+        else:
+            self._summary.duplicates += 1
+
+
+async def run_fleet(
+    hosts: list[InventoryHost],
+    pools: Sequence[httpx.AsyncClient],
+    enroll_token: str,
+    options: FleetOptions,
+    *,
+    timeline: Timeline | None = None,
+    stop: asyncio.Event | None = None,
+) -> FleetSummary:
+    """Runs an agent per host until `options.duration` has passed or `stop` is set.
+
+    Agents share the connection pools round-robin (see `fleet_http_clients`).
+    """
+    timeline = timeline or RealTimeline()
+    seed = options.seed if options.seed is not None else secrets.randbits(32)
+    jitter = random.Random(f"{seed}/timing")
+    deadline = timeline.now() + (options.duration if options.duration is not None else math.inf)
+    ramp_up = options.ramp_up if options.ramp_up is not None else min(30.0, len(hosts) / 200)
+    summary = FleetSummary()
+    agents = [
+        SimulatedAgent(
+            host,
+            AgentClient(
+                pools[index % len(pools)], retry=options.retry, sleep=timeline.sleep, rng=jitter
+            ),
+            enroll_token=enroll_token,
+            seed=seed,
+            options=options,
+            timeline=timeline,
+            deadline=deadline,
+            start_delay=jitter.uniform(0, ramp_up),
+            summary=summary,
+        )
+        for index, host in enumerate(hosts)
+    ]
+    watcher: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(agent.run()) for agent in agents]
+            for task in tasks:
+                timeline.enlist(task)
+            if stop is not None:
+                watcher = asyncio.create_task(_cancel_when_set(stop, tasks))
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    return summary
+
+
+async def _cancel_when_set(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    await stop.wait()
+    for task in tasks:
+        task.cancel()

@@ -1,0 +1,93 @@
+"""In-process wake-ups for long-polling agents: the `JobNotifier` of a single server process.
+
+A poll asks for a job and, finding none, waits. A job queued between the two would be missed
+until the wait times out, so a notification for a host nobody is waiting on is remembered
+briefly (`remember_seconds`): the wait that follows returns at once. At worst that wakes a
+poll that then finds nothing and answers 204 early; the agent simply polls again.
+
+Not thread-safe: call `notify` on the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+class MemoryJobNotifier:
+    def __init__(
+        self,
+        *,
+        remember_seconds: float = 2.0,
+        max_remembered: int = 100_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._remember_seconds = remember_seconds
+        self._max_remembered = max_remembered
+        self._monotonic = monotonic
+        # Only hosts someone is waiting on: an entry goes when it is set or its last waiter
+        # leaves, so memory follows the open polls.
+        self._waiting: dict[int, _HostWaiters] = {}
+        # host id -> when a notification arrived with no waiter; oldest first.
+        self._unclaimed: dict[int, float] = {}
+
+    def notify(self, host_ids: list[int]) -> None:
+        now = self._monotonic()
+        self._forget_unclaimed_before(now - self._remember_seconds)
+        for host_id in host_ids:
+            waiters = self._waiting.pop(host_id, None)
+            if waiters is not None:
+                waiters.event.set()
+                continue
+            self._unclaimed.pop(host_id, None)  # re-insert at the young end
+            self._unclaimed[host_id] = now
+            if len(self._unclaimed) > self._max_remembered:
+                del self._unclaimed[next(iter(self._unclaimed))]
+
+    async def wait(self, host_id: int, timeout: float) -> bool:  # noqa: ASYNC109 (the port)
+        """True when woken by a notification for the host, False when `timeout` ran out."""
+        noted = self._unclaimed.pop(host_id, None)
+        if noted is not None and noted >= self._monotonic() - self._remember_seconds:
+            return True
+        if timeout <= 0:
+            return False
+        waiters = self._waiting.get(host_id)
+        if waiters is None:
+            waiters = self._waiting[host_id] = _HostWaiters()
+        waiters.count += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await waiters.event.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters.count -= 1
+            if not waiters.count and self._waiting.get(host_id) is waiters:
+                del self._waiting[host_id]
+
+    def _forget_unclaimed_before(self, cutoff: float) -> None:
+        while self._unclaimed:
+            host_id, noted = next(iter(self._unclaimed.items()))
+            if noted >= cutoff:
+                return
+            del self._unclaimed[host_id]
+
+    @property
+    def waiting_hosts(self) -> int:
+        """Hosts with at least one waiting poll (a gauge for metrics)."""
+        return len(self._waiting)
+
+    @property
+    def remembered_hosts(self) -> int:
+        """Hosts with a notification nobody has waited for yet."""
+        return len(self._unclaimed)
+
+
+class _HostWaiters:
+    __slots__ = ("count", "event")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.count = 0

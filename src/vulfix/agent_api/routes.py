@@ -1,0 +1,204 @@
+"""The agent API (`/agent/v1`): enrol, heartbeat, long-poll for jobs, report results.
+
+Starlette routes over the domain ports only: no database, no framework below this line.
+Every refusal is a 4xx `AgentError`; a request refused for its body changes nothing (not even
+the host's last-seen time), so a misbehaving agent cannot make the server store garbage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from vulfix import agent_protocol as wire
+from vulfix.agent_api import translation
+from vulfix.fixing.agent_port import (
+    AgentTimings,
+    EnrollmentRefused,
+    HostIdentity,
+    HostRegistry,
+    JobNotifier,
+    JobSource,
+    UnknownJob,
+)
+from vulfix.fixing.clock import Clock
+
+ENROLL_BODY_LIMIT = 16 * 1024
+HEARTBEAT_BODY_LIMIT = 4 * 1024
+REPORT_BODY_LIMIT = 256 * 1024
+MAX_POLL_WAIT = 60.0
+# An oversized body is still read (and dropped) up to this size, so that a client which sends
+# everything before reading gets the 413 rather than a reset connection.
+DRAIN_LIMIT = 4 * 1024 * 1024
+
+Body = TypeVar("Body")
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+_encoder = msgspec.json.Encoder()
+_enroll_decoder = msgspec.json.Decoder(wire.EnrollRequest)
+_heartbeat_decoder = msgspec.json.Decoder(wire.Heartbeat)
+_report_decoder = msgspec.json.Decoder(wire.JobReport)
+
+
+class Refusal(Exception):
+    """Ends a request with a 4xx `AgentError`."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+
+
+def _json(body: msgspec.Struct, status: int = 200) -> Response:
+    return Response(_encoder.encode(body), status_code=status, media_type="application/json")
+
+
+def _answering_refusals(endpoint: Endpoint) -> Endpoint:
+    @wraps(endpoint)
+    async def answered(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Refusal as refusal:
+            error = wire.AgentError(error=refusal.error, message=refusal.message)
+            response = _json(error, refusal.status)
+            if refusal.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+
+    return answered
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
+    body = bytearray()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            body += chunk
+        elif size > DRAIN_LIMIT:
+            break
+    if size > limit:
+        raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
+    return bytes(body)
+
+
+def _decode(body: bytes, decoder: msgspec.json.Decoder[Body]) -> Body:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise Refusal(422, "invalid_body", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise Refusal(400, "malformed_body", f"the body is not JSON: {exc}") from exc
+
+
+def _poll_wait(request: Request) -> float:
+    raw = request.query_params.get("wait", "0")
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = math.nan
+    if not math.isfinite(wait) or wait < 0:
+        raise Refusal(422, "invalid_wait", f"wait must be a number of seconds >= 0, not {raw!r}")
+    return min(wait, MAX_POLL_WAIT)
+
+
+def agent_routes(
+    registry: HostRegistry,
+    jobs: JobSource,
+    notifier: JobNotifier,
+    timings: AgentTimings,
+    clock: Clock,
+) -> list[BaseRoute]:
+    """The routes of `/agent/v1`, to be mounted there."""
+
+    async def host_of(request: Request) -> HostIdentity:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        host = None
+        if scheme.lower() == "bearer" and token.strip():
+            host = await registry.authenticate(token.strip())
+        if host is None:
+            raise Refusal(401, "unauthorized", "a valid host token is required")
+        return host
+
+    @_answering_refusals
+    async def enroll(request: Request) -> Response:
+        enrolment = _decode(await _read_body(request, ENROLL_BODY_LIMIT), _enroll_decoder)
+        try:
+            enrolled = await registry.enroll(
+                enrolment.enroll_token, translation.host_facts(enrolment), clock.now()
+            )
+        except EnrollmentRefused as exc:
+            raise Refusal(403, "enrollment_refused", str(exc) or "enrolment refused") from exc
+        return _json(
+            wire.EnrollResponse(
+                quuid=enrolled.quuid,
+                host_token=enrolled.host_token,
+                heartbeat_interval=timings.heartbeat_interval,
+                poll_wait=timings.poll_wait,
+            )
+        )
+
+    @_answering_refusals
+    async def heartbeat(request: Request) -> Response:
+        host = await host_of(request)
+        body = await _read_body(request, HEARTBEAT_BODY_LIMIT)
+        beat = _decode(body, _heartbeat_decoder) if body.strip() else wire.Heartbeat()
+        job_id = beat.running_job_id
+        if job_id is not None and not 0 < job_id <= translation.MAX_ID:
+            raise Refusal(422, "invalid_body", "running_job_id must be a positive job id")
+        now = clock.now()
+        await registry.touch(host, now)
+        extended = job_id is not None and await jobs.extend_lease(host, job_id, now)
+        return _json(wire.HeartbeatAck(lease_extended=extended))
+
+    @_answering_refusals
+    async def next_job(request: Request) -> Response:
+        host = await host_of(request)
+        wait = _poll_wait(request)
+        await registry.touch(host, clock.now())
+        job = await jobs.next_job(host, clock.now())
+        if job is None and wait > 0:
+            await notifier.wait(host.host_id, wait)
+            # Asked again even after a timeout: a job queued just before the wait began may
+            # have notified nobody.
+            job = await jobs.next_job(host, clock.now())
+        if job is None:
+            return Response(status_code=204)
+        return _json(translation.job_envelope(job))
+
+    @_answering_refusals
+    async def report(request: Request) -> Response:
+        host = await host_of(request)
+        job_id = translation.parse_id(request.path_params["job_id"])
+        if job_id is None:
+            raise Refusal(404, "unknown_job", "no such job for this host")
+        report = _decode(await _read_body(request, REPORT_BODY_LIMIT), _report_decoder)
+        try:
+            result = translation.job_result(report)
+        except translation.InvalidReport as exc:
+            raise Refusal(422, "invalid_body", str(exc)) from exc
+        now = clock.now()
+        await registry.touch(host, now)
+        try:
+            outcome = await jobs.report(host, job_id, result, now)
+        except UnknownJob as exc:
+            raise Refusal(404, "unknown_job", "no such job for this host") from exc
+        return _json(translation.report_ack(outcome))
+
+    return [
+        Route("/enroll", enroll, methods=["POST"]),
+        Route("/heartbeat", heartbeat, methods=["POST"]),
+        Route("/jobs", next_job, methods=["GET"]),
+        Route("/jobs/{job_id}/result", report, methods=["POST"]),
+    ]

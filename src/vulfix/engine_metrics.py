@@ -1,0 +1,47 @@
+"""Engine figures on /metrics: jobs by kind, state and outcome (from the database, so every
+replica shows the same), lease expiries and dispatch timeouts seen by this process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from prometheus_client import Counter, Gauge
+
+JOBS = Gauge(
+    "vulfix_engine_jobs",
+    "Jobs in the queue by kind, state and outcome",
+    ["kind", "state", "outcome"],
+)
+LEASE_EXPIRIES = Counter(
+    "vulfix_engine_lease_expiries_total", "Leases that ran out (agent lost contact)"
+)
+DISPATCH_TIMEOUTS = Counter(
+    "vulfix_engine_dispatch_timeouts_total", "Jobs no agent picked up in time"
+)
+QUEUE_DEPTH = Gauge("vulfix_engine_queue_depth", "Jobs queued or leased, not yet finished")
+
+JobCounts = Iterable[tuple[str, str, str, int]]
+
+
+class EngineFigures:
+    """Refreshes the job gauges at most every `every` seconds (a GROUP BY over the queue)."""
+
+    def __init__(self, count_jobs: Callable[[], Awaitable[JobCounts]], every: float = 5.0) -> None:
+        self.count_jobs = count_jobs
+        self.every = every
+        self._last = 0.0
+
+    async def __call__(self, figures: object) -> None:
+        LEASE_EXPIRIES.inc(getattr(figures, "leases_expired", 0))
+        DISPATCH_TIMEOUTS.inc(getattr(figures, "dispatch_timeouts", 0))
+        if time.monotonic() - self._last < self.every:
+            return
+        self._last = time.monotonic()
+        depth = 0
+        JOBS.clear()
+        for kind, state, outcome, count in await self.count_jobs():
+            JOBS.labels(kind, state, outcome).set(count)
+            if state in ("queued", "leased"):
+                depth += count
+        QUEUE_DEPTH.set(depth)

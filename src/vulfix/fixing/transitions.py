@@ -1,0 +1,63 @@
+"""How a job's outcome, a retry or a timeout moves records, checked against the tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from vulfix.fixing.agent_port import Outcome
+from vulfix.fixing.statuses import FIX_TRANSITIONS, SNAPSHOT_TRANSITIONS, FixStatus, SnapshotStatus
+
+FINDING_FIXING = 5
+FINDING_FIXED = 6
+FINDING_FAILED = 9
+
+REASON_SNAPSHOT_FAILED = "not fixed: the snapshot before the fix failed"
+REASON_LEASE_EXPIRED = "agent lost contact: no result within the {seconds:.0f} s lease"
+REASON_DISPATCH_TIMEOUT = "agent offline: the job was not picked up within {seconds:.0f} s"
+REASON_BUDGET = "stopped: error budget exceeded"
+REASON_CANCELLED = "cancelled by the operator"
+
+
+class IllegalTransition(Exception):
+    """A change the transition tables forbid: a bug, never an answer to a client."""
+
+
+def check_snapshot(old: SnapshotStatus, new: SnapshotStatus) -> None:
+    if new not in SNAPSHOT_TRANSITIONS[old]:
+        raise IllegalTransition(f"snapshot record {old.name} -> {new.name}")
+
+
+def check_fix(old: FixStatus, new: FixStatus) -> None:
+    if new not in FIX_TRANSITIONS[old]:
+        raise IllegalTransition(f"fix record {old.name} -> {new.name}")
+
+
+def snapshot_outcome(outcome: Outcome, reason: str) -> tuple[SnapshotStatus, str]:
+    if outcome == "success":
+        return SnapshotStatus.CREATED, ""
+    if outcome == "unsupported":
+        # The host cannot snapshot after all: record 10 and fix it without one, as for a
+        # machine type without snapshots.
+        return SnapshotStatus.NOT_SUPPORTED, ""
+    return SnapshotStatus.FAILED, reason or "snapshot failed"
+
+
+def fix_outcome(outcome: Outcome, reason: str) -> tuple[FixStatus, str]:
+    if outcome == "success":
+        return FixStatus.FIXED, ""
+    if outcome == "unsupported":
+        return (
+            FixStatus.FAILED,
+            f"not supported on this host: {reason}" if reason else "not supported on this host",
+        )
+    return FixStatus.FAILED, reason or "fix failed"
+
+
+def finding_state(statuses: Iterable[FixStatus]) -> int:
+    """IsSupportAutoFix of a (host, vulnerability) from its records in the latest task."""
+    seen = set(statuses)
+    if seen & {FixStatus.WAITING, FixStatus.DISPATCHED}:
+        return FINDING_FIXING
+    if seen & {FixStatus.FAILED, FixStatus.SNAPSHOT_FAILED}:
+        return FINDING_FAILED
+    return FINDING_FIXED

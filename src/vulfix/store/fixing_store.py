@@ -1,0 +1,143 @@
+"""The engine's storage: each operation one transaction; hosts given work are woken after
+the commit (a woken agent must find its job)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vulfix.fixing.agent_port import (
+    AgentTimings,
+    HostIdentity,
+    JobAssignment,
+    JobResult,
+    ReportOutcome,
+)
+from vulfix.fixing.host_log import HostLog
+from vulfix.fixing.planning import FixRequest, Planner
+from vulfix.store import engine_sweeps, fix_task_controls, fix_task_writer, job_queue, job_reports
+from vulfix.store.database import read_transaction, write_transaction
+
+
+@dataclass(frozen=True, slots=True)
+class SweepFigures:
+    leases_expired: int
+    dispatch_timeouts: int
+    hosts_woken: int
+
+
+class SqlFixingStore:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        timings: AgentTimings,
+        notify: Callable[[list[int]], None],
+        snapshot_quota: int = 64,
+    ) -> None:
+        self.engine = engine
+        self.timings = timings
+        self.notify = notify
+        self.snapshot_quota = snapshot_quota
+        self._lease = timedelta(seconds=timings.lease_seconds)
+        self._offline_after = timedelta(seconds=timings.offline_after)
+
+    async def create_task(
+        self, account_id: int, request: FixRequest, planner: Planner, now: datetime
+    ) -> int:
+        """Loads the facts, plans (the domain's `planner`) and writes, in one write transaction,
+        so two requests can never both claim the same pending finding."""
+        async with write_transaction(self.engine) as conn:
+            facts = await fix_task_writer.load_facts(
+                conn, account_id, request, now, self._offline_after
+            )
+            plan = planner(*facts)
+            fix_id, started = await fix_task_writer.write_plan(conn, account_id, plan, now)
+        self.notify(started)
+        return fix_id
+
+    async def retry_snapshot(
+        self, account_id: int, fix_id: int, quuid: str, record_id: int, now: datetime
+    ) -> None:
+        async with write_transaction(self.engine) as conn:
+            host_id = await fix_task_controls.retry_snapshot(
+                conn, account_id, fix_id, quuid, record_id, now, self.snapshot_quota
+            )
+            woken = await engine_sweeps.settle(conn, account_id, [], [host_id], now)
+        self.notify(woken)
+
+    async def retry_fix(
+        self,
+        account_id: int,
+        fix_id: int,
+        quuid: str,
+        vul_id: int | None,
+        kb_id: int | None,
+        now: datetime,
+    ) -> None:
+        async with write_transaction(self.engine) as conn:
+            host_id = await fix_task_controls.retry_fix(
+                conn, account_id, fix_id, quuid, vul_id, kb_id, now, self._offline_after
+            )
+            woken = await engine_sweeps.settle(conn, account_id, [], [host_id], now)
+        self.notify(woken)
+
+    async def cancel(self, account_id: int, fix_id: int, now: datetime) -> None:
+        async with write_transaction(self.engine) as conn:
+            await fix_task_controls.cancel(conn, account_id, fix_id, now)
+
+    async def host_log(self, account_id: int, fix_id: int, quuid: str, vul_id: int) -> HostLog:
+        async with read_transaction(self.engine) as conn:
+            return await fix_task_controls.host_log(conn, account_id, fix_id, quuid, vul_id)
+
+    # The agent side (`JobSource`).
+
+    async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
+        async with write_transaction(self.engine) as conn:
+            job_id = await job_queue.claim(conn, host.host_id, self._lease, now)
+            if job_id is None:
+                return None
+            return await job_reports.assignment(conn, job_id, self.timings.lease_seconds)
+
+    async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool:
+        async with write_transaction(self.engine) as conn:
+            return await job_queue.extend_lease(conn, host.host_id, job_id, self._lease, now)
+
+    async def report(
+        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+    ) -> ReportOutcome:
+        async with write_transaction(self.engine) as conn:
+            applied = await job_reports.apply_report(conn, host, job_id, result, now)
+            woken: list[int] = []
+            if applied.outcome.applied:
+                fix_ids = (
+                    [applied.fix_id]
+                    if applied.fix_id is not None and applied.host_finished_task
+                    else []
+                )
+                woken = await engine_sweeps.settle(
+                    conn, host.account_id, fix_ids, [host.host_id], now
+                )
+        self.notify(woken)
+        return applied.outcome
+
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        async with read_transaction(self.engine) as conn:
+            return await job_queue.job_counts(conn)
+
+    async def sweep(self, now: datetime) -> SweepFigures:
+        async with write_transaction(self.engine) as conn:
+            expired, woken_a = await engine_sweeps.expire_leases(
+                conn, now, self.timings.lease_seconds
+            )
+        async with write_transaction(self.engine) as conn:
+            timed_out, woken_b = await engine_sweeps.time_out_dispatch(
+                conn, now, self.timings.dispatch_timeout
+            )
+        async with write_transaction(self.engine) as conn:
+            woken_c = await engine_sweeps.queue_snapshot_deletes(conn, now)
+        woken = woken_a + woken_b + woken_c
+        self.notify(woken)
+        return SweepFigures(expired, timed_out, len(woken))

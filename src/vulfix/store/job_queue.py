@@ -1,0 +1,161 @@
+"""The job queue: at most one queued or leased job per host, leased to the host's agent.
+
+A host's next job is its oldest pending snapshot in an admitted task, else its oldest
+waiting fix whose snapshot cleared the way, else a snapshot whose retention ran out. Claims
+are guarded updates (`... WHERE state = 'queued'`), so no job is ever leased twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
+from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
+from vulfix.store.inventory_tables import machine_snapshots
+from vulfix.store.record_updates import set_fix_statuses
+from vulfix.store.tables import to_stored
+
+ACTIVE_STATES = ("queued", "leased")
+
+
+async def busy_hosts(conn: AsyncConnection, host_ids: Iterable[int]) -> set[int]:
+    ids = list(host_ids)
+    busy: set[int] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        query = select(jobs.c.host_id).where(
+            jobs.c.host_id.in_(chunk), jobs.c.state.in_(ACTIVE_STATES)
+        )
+        busy.update(int(h) for h in (await conn.execute(query)).scalars())
+    return busy
+
+
+async def schedule_hosts(
+    conn: AsyncConnection, account_id: int, host_ids: Iterable[int], now: datetime
+) -> list[int]:
+    """Queues the next job of every idle host given; returns the hosts that got one."""
+    ids = sorted(set(host_ids))
+    busy = await busy_hosts(conn, ids)
+    queued: list[dict[str, object]] = []
+    for host_id in ids:
+        if host_id not in busy:
+            job = await _next_job_row(conn, host_id, now)
+            if job is not None:
+                queued.append({"account_id": account_id, "host_id": host_id, **job})
+    if queued:
+        stamp = to_stored(now)
+        await conn.execute(
+            insert(jobs), [{**row, "state": "queued", "created_at": stamp} for row in queued]
+        )
+    return [int(str(row["host_id"])) for row in queued]
+
+
+async def _next_job_row(
+    conn: AsyncConnection, host_id: int, now: datetime
+) -> dict[str, object] | None:
+    snapshot = (
+        await conn.execute(
+            select(snapshot_records.c.id, snapshot_records.c.fix_id)
+            .where(
+                snapshot_records.c.host_id == host_id,
+                snapshot_records.c.status == int(SnapshotStatus.PENDING),
+                snapshot_records.c.admitted.is_(True),
+            )
+            .order_by(snapshot_records.c.fix_id)
+            .limit(1)
+        )
+    ).first()
+    if snapshot is not None:
+        return {"kind": "snapshot", "fix_id": snapshot.fix_id, "snapshot_record_id": snapshot.id}
+    cleared = snapshot_records.alias("cleared")
+    fix = (
+        await conn.execute(
+            select(fix_records.c.id, fix_records.c.fix_id)
+            .join(
+                cleared,
+                and_(
+                    cleared.c.fix_id == fix_records.c.fix_id,
+                    cleared.c.host_id == fix_records.c.host_id,
+                ),
+            )
+            .where(
+                fix_records.c.host_id == host_id,
+                fix_records.c.status == int(FixStatus.WAITING),
+                cleared.c.status.in_([int(s) for s in SNAPSHOT_CLEARS_FIX]),
+                cleared.c.admitted.is_(True),
+            )
+            .order_by(fix_records.c.fix_id, fix_records.c.id)
+            .limit(1)
+        )
+    ).first()
+    if fix is not None:
+        return {"kind": "fix", "fix_id": fix.fix_id, "fix_record_id": fix.id}
+    expired = (
+        await conn.execute(
+            select(machine_snapshots.c.id)
+            .where(
+                machine_snapshots.c.host_id == host_id,
+                machine_snapshots.c.deleted_at.is_(None),
+                machine_snapshots.c.expires_at <= to_stored(now),
+            )
+            .order_by(machine_snapshots.c.expires_at)
+            .limit(1)
+        )
+    ).first()
+    if expired is not None:
+        return {"kind": "snapshot_delete", "fix_id": None, "machine_snapshot_id": expired.id}
+    return None
+
+
+async def claim(conn: AsyncConnection, host_id: int, lease: timedelta, now: datetime) -> int | None:
+    """The host's leased job (lease renewed), or its queued job now leased; None if idle."""
+    row = (
+        await conn.execute(
+            select(jobs.c.job_id, jobs.c.state, jobs.c.fix_record_id)
+            .where(jobs.c.host_id == host_id, jobs.c.state.in_(ACTIVE_STATES))
+            .order_by(jobs.c.job_id)
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    expires = to_stored(now + lease)
+    if row.state == "leased":
+        await conn.execute(
+            update(jobs).where(jobs.c.job_id == row.job_id).values(lease_expires_at=expires)
+        )
+        return int(row.job_id)
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.job_id == row.job_id, jobs.c.state == "queued")
+        .values(state="leased", leased_at=to_stored(now), lease_expires_at=expires)
+    )
+    if result.rowcount != 1:
+        return None  # another replica claimed it first
+    if row.fix_record_id is not None:
+        await set_fix_statuses(
+            conn, [int(row.fix_record_id)], FixStatus.DISPATCHED, "", now, dispatched=True
+        )
+    return int(row.job_id)
+
+
+async def extend_lease(
+    conn: AsyncConnection, host_id: int, job_id: int, lease: timedelta, now: datetime
+) -> bool:
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job_id, jobs.c.host_id == host_id, jobs.c.state == "leased")
+        .values(lease_expires_at=to_stored(now + lease))
+    )
+    return result.rowcount == 1
+
+
+async def job_counts(conn: AsyncConnection) -> list[tuple[str, str, str, int]]:
+    query = select(jobs.c.kind, jobs.c.state, jobs.c.outcome, func.count()).group_by(
+        jobs.c.kind, jobs.c.state, jobs.c.outcome
+    )
+    return [(r[0], r[1], r[2], int(r[3])) for r in await conn.execute(query)]

@@ -1,0 +1,235 @@
+"""What a leased job asks of the agent, and what its report changes (applied exactly once)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vulfix.fixing import transitions
+from vulfix.fixing.agent_port import (
+    FixWork,
+    HostIdentity,
+    JobAssignment,
+    JobResult,
+    PackageTarget,
+    ReportOutcome,
+    SnapshotDeleteWork,
+    SnapshotWork,
+    UnknownJob,
+)
+from vulfix.fixing.statuses import FixStatus, SnapshotStatus
+from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
+from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
+from vulfix.store.record_updates import fail_snapshot, set_fix_statuses, set_snapshot_status
+from vulfix.store.tables import fix_tasks, to_stored
+
+_ALNUM = string.ascii_lowercase + string.digits
+DELETE_RETRY = timedelta(hours=1)
+
+
+def new_snapshot_id() -> str:
+    return "snap-" + "".join(secrets.choice(_ALNUM) for _ in range(8))
+
+
+async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -> JobAssignment:
+    job = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).one()
+    if job.kind == "snapshot":
+        task = (
+            await conn.execute(
+                select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
+                    fix_tasks.c.fix_id == job.fix_id
+                )
+            )
+        ).one()
+        work: SnapshotWork | FixWork | SnapshotDeleteWork = SnapshotWork(
+            task.snapshot_name, task.save_days
+        )
+    elif job.kind == "fix":
+        work = await _fix_work(conn, job.account_id, job.fix_record_id)
+    else:
+        snap = (
+            await conn.execute(
+                select(machine_snapshots.c.snapshot_id, machine_snapshots.c.provider_ref).where(
+                    machine_snapshots.c.id == job.machine_snapshot_id
+                )
+            )
+        ).one()
+        work = SnapshotDeleteWork(snap.snapshot_id, snap.provider_ref)
+    return JobAssignment(int(job.job_id), int(job.fix_id or 0), lease_seconds, work)
+
+
+async def _fix_work(conn: AsyncConnection, account_id: int, record_id: int) -> FixWork:
+    item = (
+        await conn.execute(
+            select(fix_items)
+            .join(fix_records, fix_records.c.item_id == fix_items.c.id)
+            .where(fix_records.c.id == record_id)
+        )
+    ).one()
+    vul = (
+        await conn.execute(
+            select(vulnerabilities.c.packages, vulnerabilities.c.service).where(
+                vulnerabilities.c.account_id == account_id, vulnerabilities.c.vul_id == item.vul_id
+            )
+        )
+    ).first()
+    packages = tuple(
+        PackageTarget(p["Name"], p["FixedVersion"]) for p in (vul.packages if vul else [])
+    )
+    return FixWork(
+        vul_id=item.vul_id,
+        vul_name=item.vul_name,
+        fix_method=item.fix_method,
+        packages=packages,
+        service=vul.service if vul else "",
+        kb_id=item.kb_id,
+        kb_number=item.kb_number,
+        kb_name=item.kb_name,
+        pre_kb_list=tuple(item.pre_kb_list),
+    )
+
+
+@dataclass
+class AppliedReport:
+    outcome: ReportOutcome
+    fix_id: int | None = None
+    host_finished_task: bool = False
+    changed: bool = False
+    touched_hosts: list[int] = field(default_factory=list)
+
+
+async def apply_report(
+    conn: AsyncConnection, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+) -> AppliedReport:
+    job = (
+        await conn.execute(
+            select(jobs).where(jobs.c.job_id == job_id, jobs.c.host_id == host.host_id)
+        )
+    ).first()
+    if job is None:
+        raise UnknownJob(f"no job {job_id} for this host")
+    if job.state != "leased":
+        detail = {
+            "done": "already applied",
+            "expired": "not applied: the lease had expired and the record was failed",
+            "cancelled": "not applied: the job was cancelled",
+        }.get(job.state, "not applied: the job was never handed out")
+        return AppliedReport(ReportOutcome(False, detail))
+    claimed = await conn.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job_id, jobs.c.state == "leased")
+        .values(
+            state="done",
+            outcome=result.outcome,
+            finished_at=to_stored(now),
+            duration_seconds=result.duration_seconds,
+        )
+    )
+    if claimed.rowcount != 1:
+        return AppliedReport(ReportOutcome(False, "already applied"))
+    if job.kind == "snapshot":
+        await _apply_snapshot(conn, job, host, result, now)
+    elif job.kind == "fix":
+        status, reason = transitions.fix_outcome(result.outcome, result.reason)
+        await set_fix_statuses(
+            conn,
+            [int(job.fix_record_id)],
+            status,
+            reason,
+            now,
+            exit_code=result.exit_code,
+            output_tail=result.output_tail,
+        )
+    else:
+        await _apply_snapshot_delete(conn, job.machine_snapshot_id, result, now)
+    finished = job.fix_id is not None and not await _host_has_work(
+        conn, int(job.fix_id), host.host_id
+    )
+    return AppliedReport(ReportOutcome(True), job.fix_id, finished, True)
+
+
+async def _apply_snapshot(
+    conn: AsyncConnection, job: object, host: HostIdentity, result: JobResult, now: datetime
+) -> None:
+    record_id = int(job.snapshot_record_id)  # type: ignore[attr-defined]
+    status, reason = transitions.snapshot_outcome(result.outcome, result.reason)
+    if status == SnapshotStatus.FAILED:
+        await fail_snapshot(conn, record_id, reason, now)
+        return
+    snapshot_id = ""
+    if status == SnapshotStatus.CREATED:
+        snapshot_id = await _record_machine_snapshot(conn, job, host, result, now)
+    await set_snapshot_status(conn, record_id, status, reason, now, snapshot_id=snapshot_id)
+
+
+async def _record_machine_snapshot(
+    conn: AsyncConnection, job: object, host: HostIdentity, result: JobResult, now: datetime
+) -> str:
+    fix_id = int(job.fix_id)  # type: ignore[attr-defined]
+    task = (
+        await conn.execute(
+            select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
+                fix_tasks.c.fix_id == fix_id
+            )
+        )
+    ).one()
+    disk_id = (
+        await conn.execute(select(hosts.c.disk_id).where(hosts.c.id == host.host_id))
+    ).scalar_one()
+    snapshot_id = new_snapshot_id()
+    await conn.execute(
+        insert(machine_snapshots).values(
+            account_id=host.account_id,
+            host_id=host.host_id,
+            snapshot_id=snapshot_id,
+            snapshot_name=task.snapshot_name,
+            disk_id=disk_id,
+            provider_ref=result.provider_ref,
+            fix_id=fix_id,
+            created_at=to_stored(now),
+            expires_at=to_stored(now + timedelta(days=task.save_days)) if task.save_days else None,
+        )
+    )
+    return snapshot_id
+
+
+async def _apply_snapshot_delete(
+    conn: AsyncConnection, snapshot_row: int, result: JobResult, now: datetime
+) -> None:
+    values = (
+        {"deleted_at": to_stored(now)}
+        if result.outcome == "success"
+        else {"expires_at": to_stored(now + DELETE_RETRY)}
+    )
+    await conn.execute(
+        update(machine_snapshots).where(machine_snapshots.c.id == snapshot_row).values(**values)
+    )
+
+
+async def _host_has_work(conn: AsyncConnection, fix_id: int, host_id: int) -> bool:
+    query = (
+        select(fix_records.c.id)
+        .where(
+            fix_records.c.fix_id == fix_id,
+            fix_records.c.host_id == host_id,
+            fix_records.c.status.in_([int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
+        )
+        .limit(1)
+    )
+    pending_snapshot = (
+        select(snapshot_records.c.id)
+        .where(
+            snapshot_records.c.fix_id == fix_id,
+            snapshot_records.c.host_id == host_id,
+            snapshot_records.c.status == int(SnapshotStatus.PENDING),
+        )
+        .limit(1)
+    )
+    return (await conn.execute(query)).first() is not None or (
+        await conn.execute(pending_snapshot)
+    ).first() is not None

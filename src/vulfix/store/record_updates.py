@@ -1,0 +1,285 @@
+"""Changes to fix records inside one transaction, checked against the transition tables.
+
+Every change bumps the task's version (the key of cached status answers) and keeps the
+findings' IsSupportAutoFix in step with the records (spec §3.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vulfix.fixing import transitions
+from vulfix.fixing.budgets import Budget
+from vulfix.fixing.statuses import FIX_FAILED, FixStatus, SnapshotStatus
+from vulfix.store.fixing_tables import fix_items, fix_records, snapshot_records
+from vulfix.store.inventory_tables import findings
+from vulfix.store.tables import fix_tasks, to_stored
+
+
+async def bump_versions(conn: AsyncConnection, fix_ids: Iterable[int]) -> None:
+    ids = sorted(set(fix_ids))
+    if ids:
+        await conn.execute(
+            update(fix_tasks)
+            .where(fix_tasks.c.fix_id.in_(ids))
+            .values(version=fix_tasks.c.version + 1)
+        )
+
+
+async def set_snapshot_status(
+    conn: AsyncConnection,
+    record_id: int,
+    new: SnapshotStatus,
+    reason: str,
+    now: datetime,
+    *,
+    snapshot_id: str | None = None,
+    retried: bool | None = None,
+) -> tuple[int, int] | None:
+    """Moves one snapshot record; returns (fix_id, host_id), or None if it had moved already."""
+    row = (
+        await conn.execute(
+            select(
+                snapshot_records.c.status, snapshot_records.c.fix_id, snapshot_records.c.host_id
+            ).where(snapshot_records.c.id == record_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    old = SnapshotStatus(row.status)
+    transitions.check_snapshot(old, new)
+    values: dict[str, object] = {
+        "status": int(new),
+        "fail_reason": reason,
+        "modified_at": to_stored(now),
+    }
+    if snapshot_id is not None:
+        values["snapshot_id"] = snapshot_id
+    if retried is not None:
+        values["retried"] = retried
+    result = await conn.execute(
+        update(snapshot_records)
+        .where(snapshot_records.c.id == record_id, snapshot_records.c.status == int(old))
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        return None
+    await bump_versions(conn, [row.fix_id])
+    return int(row.fix_id), int(row.host_id)
+
+
+async def set_fix_statuses(
+    conn: AsyncConnection,
+    record_ids: Iterable[int],
+    new: FixStatus,
+    reason: str,
+    now: datetime,
+    *,
+    exit_code: int | None = None,
+    output_tail: str | None = None,
+    dispatched: bool = False,
+) -> list[int]:
+    """Moves fix records that may legally go to `new`; returns the ids that moved."""
+    ids = list(record_ids)
+    if not ids:
+        return []
+    rows = (
+        await conn.execute(
+            select(fix_records.c.id, fix_records.c.status).where(fix_records.c.id.in_(ids))
+        )
+    ).all()
+    movable: dict[int, list[int]] = {}
+    for row in rows:
+        old = FixStatus(row.status)
+        transitions.check_fix(old, new)
+        movable.setdefault(int(old), []).append(int(row.id))
+    values: dict[str, object] = {
+        "status": int(new),
+        "fail_reason": reason,
+        "modified_at": to_stored(now),
+    }
+    if dispatched:
+        values["dispatched_at"] = to_stored(now)
+    if exit_code is not None or output_tail is not None:
+        values["exit_code"] = exit_code
+        values["output_tail"] = output_tail or ""
+    moved: list[int] = []
+    for old_status, group in movable.items():
+        result = await conn.execute(
+            update(fix_records)
+            .where(fix_records.c.id.in_(group), fix_records.c.status == old_status)
+            .values(**values)
+        )
+        if result.rowcount == len(group):
+            moved.extend(group)
+        else:  # another writer moved some; report only what this one moved
+            moved.extend(await _ids_now_in(conn, group, new))
+    if moved:
+        await _after_fix_change(conn, moved, now)
+    return moved
+
+
+async def _ids_now_in(conn: AsyncConnection, ids: list[int], status: FixStatus) -> list[int]:
+    query = select(fix_records.c.id).where(
+        fix_records.c.id.in_(ids), fix_records.c.status == int(status)
+    )
+    return [int(r) for r in (await conn.execute(query)).scalars()]
+
+
+async def _after_fix_change(conn: AsyncConnection, record_ids: list[int], now: datetime) -> None:
+    changed = (
+        await conn.execute(
+            select(fix_records.c.fix_id, fix_records.c.host_id, fix_items.c.vul_id)
+            .join(fix_items, fix_items.c.id == fix_records.c.item_id)
+            .where(fix_records.c.id.in_(record_ids))
+            .distinct()
+        )
+    ).all()
+    await bump_versions(conn, [r.fix_id for r in changed])
+    for row in changed:
+        await refresh_finding(conn, int(row.fix_id), int(row.host_id), int(row.vul_id), now)
+
+
+async def refresh_finding(
+    conn: AsyncConnection, fix_id: int, host_id: int, vul_id: int, now: datetime
+) -> None:
+    statuses = (
+        await conn.execute(
+            select(fix_records.c.status)
+            .join(fix_items, fix_items.c.id == fix_records.c.item_id)
+            .where(
+                fix_records.c.fix_id == fix_id,
+                fix_records.c.host_id == host_id,
+                fix_items.c.vul_id == vul_id,
+            )
+        )
+    ).scalars()
+    state = transitions.finding_state(FixStatus(s) for s in statuses)
+    await conn.execute(
+        update(findings)
+        .where(findings.c.host_id == host_id, findings.c.vul_id == vul_id)
+        .values(state=state, updated_at=to_stored(now))
+    )
+
+
+async def waiting_fix_records(conn: AsyncConnection, fix_id: int, host_id: int) -> list[int]:
+    query = select(fix_records.c.id).where(
+        fix_records.c.fix_id == fix_id,
+        fix_records.c.host_id == host_id,
+        fix_records.c.status == int(FixStatus.WAITING),
+    )
+    return [int(r) for r in (await conn.execute(query)).scalars()]
+
+
+async def fail_snapshot(
+    conn: AsyncConnection, record_id: int, reason: str, now: datetime
+) -> tuple[int, int] | None:
+    """Snapshot record -> 2, and its host's waiting fixes in that task -> 4."""
+    moved = await set_snapshot_status(conn, record_id, SnapshotStatus.FAILED, reason, now)
+    if moved is not None:
+        fix_id, host_id = moved
+        waiting = await waiting_fix_records(conn, fix_id, host_id)
+        await set_fix_statuses(
+            conn, waiting, FixStatus.SNAPSHOT_FAILED, transitions.REASON_SNAPSHOT_FAILED, now
+        )
+    return moved
+
+
+async def admit_hosts(conn: AsyncConnection, fix_id: int, now: datetime) -> list[int]:
+    """Lets waiting hosts into the task's concurrency window, unless the error budget is
+    spent, in which case the hosts never started fail instead. Returns newly admitted hosts."""
+    task = (
+        await conn.execute(
+            select(
+                fix_tasks.c.max_concurrency, fix_tasks.c.max_errors, fix_tasks.c.cancelled_at
+            ).where(fix_tasks.c.fix_id == fix_id)
+        )
+    ).one()
+    if task.cancelled_at is not None:
+        return []
+    hosts = (
+        await conn.execute(
+            select(snapshot_records.c.host_id, snapshot_records.c.admitted).where(
+                snapshot_records.c.fix_id == fix_id
+            )
+        )
+    ).all()
+    waiting = [int(h.host_id) for h in hosts if not h.admitted]
+    if not waiting:
+        return []
+    if Budget.parse(task.max_errors, "MaxErrors").exceeded(
+        await failed_hosts(conn, fix_id), len(hosts)
+    ):
+        await stop_untouched_hosts(conn, fix_id, waiting, transitions.REASON_BUDGET, now)
+        return []
+    active = await active_hosts(conn, fix_id)
+    room = Budget.parse(task.max_concurrency, "MaxConcurrency").concurrency(len(hosts)) - active
+    chosen = waiting[: max(room, 0)]
+    if chosen:
+        await conn.execute(
+            update(snapshot_records)
+            .where(snapshot_records.c.fix_id == fix_id, snapshot_records.c.host_id.in_(chosen))
+            .values(admitted=True)
+        )
+    return chosen
+
+
+async def failed_hosts(conn: AsyncConnection, fix_id: int) -> int:
+    query = select(func.count(func.distinct(fix_records.c.host_id))).where(
+        fix_records.c.fix_id == fix_id,
+        fix_records.c.status.in_([int(s) for s in FIX_FAILED]),
+        fix_records.c.fail_reason != transitions.REASON_BUDGET,
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def active_hosts(conn: AsyncConnection, fix_id: int) -> int:
+    """Admitted hosts with work left in this task."""
+    unfinished = select(fix_records.c.host_id).where(
+        fix_records.c.fix_id == fix_id,
+        fix_records.c.status.in_([int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
+    )
+    query = select(func.count()).where(
+        and_(
+            snapshot_records.c.fix_id == fix_id,
+            snapshot_records.c.admitted.is_(True),
+            snapshot_records.c.host_id.in_(unfinished),
+        )
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def stop_untouched_hosts(
+    conn: AsyncConnection, fix_id: int, host_ids: list[int], reason: str, now: datetime
+) -> None:
+    """Hosts never admitted: pending snapshots fail and waiting fixes fail with `reason`."""
+    pending = (
+        await conn.execute(
+            select(snapshot_records.c.id).where(
+                snapshot_records.c.fix_id == fix_id,
+                snapshot_records.c.host_id.in_(host_ids),
+                snapshot_records.c.status == int(SnapshotStatus.PENDING),
+            )
+        )
+    ).scalars()
+    for record_id in list(pending):
+        await set_snapshot_status(conn, int(record_id), SnapshotStatus.FAILED, reason, now)
+    waiting = (
+        await conn.execute(
+            select(fix_records.c.id).where(
+                fix_records.c.fix_id == fix_id,
+                fix_records.c.host_id.in_(host_ids),
+                fix_records.c.status == int(FixStatus.WAITING),
+            )
+        )
+    ).scalars()
+    await set_fix_statuses(conn, list(waiting), FixStatus.FAILED, reason, now)
+    await conn.execute(
+        update(snapshot_records)
+        .where(snapshot_records.c.fix_id == fix_id, snapshot_records.c.host_id.in_(host_ids))
+        .values(admitted=True)
+    )

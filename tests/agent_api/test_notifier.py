@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import asyncio
+
+from vulfix.agent_api import MemoryJobNotifier
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_notify_wakes_every_waiter_of_that_host_only() -> None:
+    notifier = MemoryJobNotifier()
+    first = asyncio.create_task(notifier.wait(1, 5))
+    second = asyncio.create_task(notifier.wait(1, 5))
+    other = asyncio.create_task(notifier.wait(2, 0.05))
+    await asyncio.sleep(0)
+
+    notifier.notify([1])
+
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 1)) == [True, True]
+    assert await other is False
+    assert notifier.waiting_hosts == 0
+
+
+async def test_a_wait_times_out_with_false_and_leaves_nothing_behind() -> None:
+    notifier = MemoryJobNotifier()
+    assert await notifier.wait(1, 0.01) is False
+    assert await notifier.wait(1, 0) is False
+    assert notifier.waiting_hosts == 0
+
+
+async def test_a_notification_just_before_the_wait_is_not_lost() -> None:
+    ticks = Ticks()
+    notifier = MemoryJobNotifier(remember_seconds=2.0, monotonic=ticks)
+    notifier.notify([1])
+    ticks.now += 1.0
+    assert await notifier.wait(1, 5) is True, "the job queued between the check and the wait"
+    assert await notifier.wait(1, 0.01) is False, "a notification wakes one wait only"
+
+
+async def test_unclaimed_notifications_are_forgotten_and_bounded() -> None:
+    ticks = Ticks()
+    notifier = MemoryJobNotifier(remember_seconds=2.0, max_remembered=3, monotonic=ticks)
+    notifier.notify([1])
+    ticks.now += 3.0
+    assert await notifier.wait(1, 0.01) is False, "too old to matter"
+
+    notifier.notify([10, 11, 12, 13])
+    assert await notifier.wait(10, 0.01) is False, "the oldest was dropped past the bound"
+    assert await notifier.wait(13, 5) is True
+    assert notifier.remembered_hosts == 2
+    ticks.now += 3.0
+    notifier.notify([])
+    assert notifier.remembered_hosts == 0

@@ -1,0 +1,78 @@
+"""Inventory documents for end-to-end tests, and the simulated agents that serve them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.e2e.processes import VULFIX, ServerProcess, run_cli
+
+VULNERABILITIES = [
+    {"VulId": 501, "VulName": "OpenSSL heap overflow", "VulCategory": 4, "Level": "high",
+     "CveIds": ["CVE-2026-0501"], "Packages": [{"Name": "openssl", "FixedVersion": "3.0.15-1"}]},
+    {"VulId": 502, "VulName": "sudo chroot escape", "VulCategory": 4, "Level": "critical",
+     "CveIds": ["CVE-2026-0502"], "Packages": [{"Name": "sudo", "FixedVersion": "1.9.16p2-1"}]},
+    {"VulId": 503, "VulName": "rpcbind amplification", "VulCategory": 4, "Level": "medium",
+     "CveIds": ["CVE-2026-0503"], "FixMethods": [0, 1], "Service": "rpcbind",
+     "Packages": [{"Name": "rpcbind", "FixedVersion": "1.2.6-7"}]},
+    {"VulId": 504, "VulName": "Kernel privilege escalation", "VulCategory": 4, "Level": "high",
+     "CveIds": ["CVE-2026-0504"],
+     "Packages": [{"Name": "linux-image-amd64", "FixedVersion": "6.1.119-1"}],
+     "Kbs": [{"KbId": 9001, "KbNumber": "KB9001", "KbName": "Kernel update 1", "PreKbList": []},
+             {"KbId": 9002, "KbNumber": "KB9002", "KbName": "Kernel update 2",
+              "PreKbList": ["KB9001"]}]},
+]  # fmt: skip
+
+
+def host(quuid: str, index: int, machine_type: str = "CVM") -> dict[str, object]:
+    return {
+        "Quuid": quuid,
+        "HostName": f"{quuid}-host",
+        "HostIp": f"10.9.{index // 256}.{index % 256}",
+        "OsFamily": "debian",
+        "MachineType": machine_type,
+        "Tags": ["e2e"],
+    }
+
+
+def write_fleet(path: Path, hosts: list[dict[str, object]], findings: dict[int, list[str]]) -> Path:
+    document = {
+        "hosts": hosts,
+        "vulnerabilities": VULNERABILITIES,
+        "findings": [{"Quuid": q, "VulId": v} for v, quuids in findings.items() for q in quuids],
+    }
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def import_fleet(server: ServerProcess, account: str, path: Path) -> None:
+    run_cli("import", "--db", server.db_url, "--account", account, str(path), "--json")
+
+
+def enroll_token(server: ServerProcess, account: str) -> str:
+    created = run_cli(
+        "enroll-token", "create", "--db", server.db_url, "--account", account, "--json"
+    )
+    token: str = json.loads(created.stdout)["Token"]
+    return token
+
+
+def start_agents(
+    server: ServerProcess, token: str, inventory: Path, log: Path, *options: str
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [VULFIX, "simulate", "--server", f"http://{server.endpoint}", "--enroll-token", token,
+         "--inventory", str(inventory), "--heartbeat-interval", "2", *options],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def stop_agents(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,152 @@
+"""The engine end to end on a real database: snapshot first, then fixes, one job per host."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixing.engine_harness import Harness
+from vulfix.fixing.errors import CannotAutoFix, InvalidFixRequest
+from vulfix.fixing.statuses import FixStatus, SnapshotStatus
+
+
+async def test_a_task_snapshots_each_host_then_fixes_every_vulnerability(harness: Harness) -> None:
+    for quuid in ("h1", "h2"):
+        await harness.add_host(quuid)
+    await harness.add_vulnerability(101, on=["h1", "h2"])
+    await harness.add_vulnerability(102, on=["h1"])
+    fix_id = await harness.create([(101, ["h1", "h2"]), (102, ["h1"])])
+
+    status = await harness.status(fix_id=fix_id)
+    assert (status.host_cnt, status.fix_progress, status.snapshot_progress) == (2, 0, 0)
+    assert {s.status for s in status.view.snapshot_records} == {SnapshotStatus.PENDING}
+    assert await harness.finding_state("h1", 101) == 5
+
+    first = await harness.poll("h1")
+    assert first is not None and type(first.work).__name__ == "SnapshotWork"
+    again = await harness.poll("h1")
+    assert again is not None and again.job_id == first.job_id  # a leased job is handed out again
+
+    assert await harness.drain("h1") == 3  # snapshot, fix 101, fix 102
+    status = await harness.status(fix_id=fix_id)
+    assert status.fix_progress == 66 and status.ended_at is None and status.fix_success_cnt == 1
+    assert await harness.drain("h2") == 2
+    status = await harness.status(fix_id=fix_id)
+    assert status.fix_progress == 100 and status.snapshot_progress == 100
+    assert status.ended_at is not None and status.remaining_seconds == 0
+    assert (status.fix_success_cnt, status.fix_fail_cnt) == (2, 0)
+    assert all(s.snapshot_id.startswith("snap-") for s in status.view.snapshot_records)
+    assert await harness.finding_state("h1", 102) == 6
+
+
+async def test_a_failed_snapshot_blocks_its_host_and_a_retry_recovers_it(harness: Harness) -> None:
+    await harness.add_host("h1")
+    await harness.add_vulnerability(7, on=["h1"])
+    fix_id = await harness.create([(7, ["h1"])])
+    await harness.finish("h1", "failure", "disk full")
+    status = await harness.status(fix_id=fix_id)
+    assert status.view.snapshot_records[0].status == SnapshotStatus.FAILED
+    assert status.view.fix_records[0].status == FixStatus.SNAPSHOT_FAILED
+    assert status.fix_progress == 100 and status.fix_fail_cnt == 1 and status.is_allow_retry
+    assert await harness.poll("h1") is None
+
+    record_id = status.view.snapshot_records[0].id
+    await harness.store.retry_snapshot(
+        harness.account_id, fix_id, "h1", record_id, harness.clock.now()
+    )
+    status = await harness.status(fix_id=fix_id)
+    assert status.is_retry_snapshot and status.ended_at is None and status.fix_progress == 0
+    assert await harness.drain("h1") == 2
+    status = await harness.status(fix_id=fix_id)
+    assert (
+        status.fix_success_cnt == 1 and status.fix_progress == 100 and not status.is_retry_snapshot
+    )
+
+
+async def test_a_failed_fix_is_retried_with_retry_vul_fix(harness: Harness) -> None:
+    await harness.add_host("h1")
+    await harness.add_vulnerability(7, on=["h1"])
+    fix_id = await harness.create([(7, ["h1"])], save_days=1)
+    await harness.finish("h1")
+    await harness.finish("h1", "failure", "dpkg: error processing package libexample")
+    status = await harness.status(fix_id=fix_id)
+    assert status.view.fix_records[0].status == FixStatus.FAILED
+    assert await harness.finding_state("h1", 7) == 9
+    await harness.store.retry_fix(harness.account_id, fix_id, "h1", 7, None, harness.clock.now())
+    assert await harness.finding_state("h1", 7) == 5
+    assert await harness.drain("h1") == 1
+    assert (await harness.status(fix_id=fix_id)).fix_success_cnt == 1
+
+
+async def test_hosts_without_snapshot_support_are_fixed_without_one(harness: Harness) -> None:
+    await harness.add_host("bm", snapshots=False)
+    await harness.add_vulnerability(7, on=["bm"])
+    fix_id = await harness.create([(7, ["bm"])])
+    status = await harness.status(fix_id=fix_id)
+    assert status.view.snapshot_records[0].status == SnapshotStatus.NOT_SUPPORTED
+    job = await harness.poll("bm")
+    assert job is not None and type(job.work).__name__ == "FixWork"
+
+
+async def test_save_days_zero_needs_a_recent_snapshot_on_capable_hosts(harness: Harness) -> None:
+    await harness.add_host("h1")
+    await harness.add_host("bm", snapshots=False)
+    await harness.add_vulnerability(7, on=["h1", "bm"])
+    await harness.add_vulnerability(8, on=["h1"])
+    with pytest.raises(InvalidFixRequest, match="h1"):
+        await harness.create([(7, ["h1", "bm"])], save_days=0)
+    fix_id = await harness.create([(7, ["h1"])], save_days=1)
+    await harness.drain("h1")
+    harness.clock.advance(3600)
+    await harness.set_online("h1", True)  # its agent kept heartbeating meanwhile
+    second = await harness.create([(8, ["h1"])], save_days=0)
+    status = await harness.status(fix_id=second)
+    assert status.view.snapshot_records[0].status == SnapshotStatus.NOT_NEEDED
+    assert second > fix_id
+    harness.clock.advance(25 * 3600)
+    await harness.set_online("h1", True)
+    await harness.add_vulnerability(9, on=["h1"])
+    with pytest.raises(InvalidFixRequest, match="24 hours"):
+        await harness.create([(9, ["h1"])], save_days=0)
+
+
+async def test_requests_are_checked_whole_before_anything_is_created(harness: Harness) -> None:
+    await harness.add_host("h1")
+    await harness.add_host("off", online=False)
+    await harness.add_vulnerability(7, on=["h1", "off"])
+    with pytest.raises(InvalidFixRequest, match="nope"):
+        await harness.create([(7, ["h1", "nope"])])
+    with pytest.raises(CannotAutoFix, match="off"):
+        await harness.create([(7, ["h1", "off"])])
+    with pytest.raises(InvalidFixRequest, match="Unknown VulId"):
+        await harness.create([(99, ["h1"])])
+    assert await harness.finding_state("h1", 7) == 1
+    fix_id = await harness.create([(7, ["h1"])])
+    with pytest.raises(InvalidFixRequest, match="not pending"):
+        await harness.create([(7, ["h1"])])
+    assert fix_id == 1
+
+
+async def test_an_expired_lease_fails_the_record_with_a_clear_reason(harness: Harness) -> None:
+    await harness.add_host("h1", snapshots=False)
+    await harness.add_vulnerability(7, on=["h1"])
+    fix_id = await harness.create([(7, ["h1"])])
+    assert await harness.poll("h1") is not None
+    harness.clock.advance(61)
+    figures = await harness.store.sweep(harness.clock.now())
+    assert figures.leases_expired == 1
+    record = (await harness.status(fix_id=fix_id)).view.fix_records[0]
+    assert record.status == FixStatus.FAILED and "agent lost contact" in record.fail_reason
+
+
+async def test_a_job_nobody_picks_up_times_out_for_the_whole_host(harness: Harness) -> None:
+    await harness.add_host("h1", snapshots=False)
+    await harness.add_vulnerability(7, on=["h1"])
+    await harness.add_vulnerability(8, on=["h1"])
+    fix_id = await harness.create([(7, ["h1"]), (8, ["h1"])])
+    harness.clock.advance(301)
+    figures = await harness.store.sweep(harness.clock.now())
+    assert figures.dispatch_timeouts == 1
+    status = await harness.status(fix_id=fix_id)
+    assert {r.status for r in status.view.fix_records} == {FixStatus.FAILED}
+    assert all("agent offline" in r.fail_reason for r in status.view.fix_records)
+    assert status.ended_at is not None
