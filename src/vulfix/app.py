@@ -26,6 +26,7 @@ from vulfix.fixing.engine_loop import EngineLoop
 from vulfix.settings import Settings
 from vulfix.store.agent_registry import SqlHostRegistry
 from vulfix.store.api_keys import ApiKeyStore
+from vulfix.store.change_freeze import ChangeFreezes
 from vulfix.store.database import create_engine
 from vulfix.store.fix_task_reader import SqlTaskReader
 from vulfix.store.fixing_store import SqlFixingStore
@@ -93,7 +94,13 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
     inventory = SqlInventoryReader(engine)
     service = build_cwp_service(
         CwpDependencies(
-            SqlTaskReader(engine), fixing, inventory, display, clock, settings.offline_after
+            SqlTaskReader(engine),
+            fixing,
+            inventory,
+            display,
+            clock,
+            settings.offline_after,
+            ChangeFreezes(engine),
         )
     )
     wire = WireConfig(

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from tests.agent_api.harness import agent_app, migrated_engine
 from vulfix.agent.client import http_client
-from vulfix.agent.simulation import FleetOptions, FleetSummary, parse_inventory, run_fleet
+from vulfix.agent.simulated_hosts import parse_inventory
+from vulfix.agent.simulation import FleetOptions, FleetSummary, run_fleet
 from vulfix.agent.timeline import VirtualTimeline
 from vulfix.agent_api import MemoryJobNotifier
 from vulfix.fixing.agent_port import HostIdentity, JobResult, SnapshotDeleteWork, SnapshotWork

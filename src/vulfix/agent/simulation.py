@@ -1,17 +1,17 @@
 """A simulated fleet: one agent per host of an inventory file, in one process and event loop.
 
-Each agent is one coroutine over a shared `httpx.AsyncClient`, speaking the real agent API
-through `AgentClient`: it enrols with its Quuid, heartbeats, long-polls, "runs" each job by
-sleeping, and reports what `simulated_jobs` made of it. Outcomes come from a per-host
-generator seeded with (seed, Quuid), so a run is reproducible whatever the scheduling; the
-timing jitter (start ramp, retry backoff) comes from one fleet-wide generator instead, which
-keeps an agent to a single generator's worth of memory.
+Each agent is one coroutine speaking the real agent API through `AgentClient`, over
+connection pools shared by a few dozen agents each: it enrols with its Quuid, long-polls
+(a poll starts at least every heartbeat interval, so it doubles as the heartbeat), "runs"
+each job by sleeping while heartbeating with the job's id, and reports what `simulated_jobs`
+made of it. Outcomes come from a per-host generator seeded with (seed, Quuid), so a run is
+reproducible whatever the scheduling; the timing jitter (start ramp, retry backoff) comes
+from one fleet-wide generator instead, which keeps an agent to one generator's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import random
 import secrets
@@ -19,10 +19,8 @@ import ssl
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
-import msgspec
 
 from vulfix.agent.client import (
     AgentApiError,
@@ -31,14 +29,11 @@ from vulfix.agent.client import (
     RetryPolicy,
     http_client,
 )
+from vulfix.agent.simulated_hosts import InventoryHost, enroll_request
 from vulfix.agent.simulated_jobs import job_kind, simulate_job
 from vulfix.agent.timeline import RealTimeline, Timeline
-from vulfix.agent_protocol import EnrollRequest, JobEnvelope, JobReport
+from vulfix.agent_protocol import JobEnvelope, JobReport
 
-# Inventory rules mirrored from the import format: the default machine type, and the machine
-# types whose cloud disks can be snapshotted when a host does not say.
-DEFAULT_MACHINE_TYPE = "CVM"
-SNAPSHOT_MACHINE_TYPES = frozenset({"CVM", "LH"})
 # Pause after an unreachable server before an agent tries again.
 UNAVAILABLE_PAUSE = 5.0
 # httpcore scans its whole pool on every request, so one pool of 10 000 connections makes
@@ -47,51 +42,6 @@ UNAVAILABLE_PAUSE = 5.0
 AGENTS_PER_POOL = 32
 # Connections a pool may open beyond one per agent (one closing while the next opens).
 SPARE_CONNECTIONS = 4
-
-
-class InventoryHost(msgspec.Struct, rename="pascal", kw_only=True):
-    """What the simulator reads of an import document's host; other keys are ignored."""
-
-    quuid: str
-    os_family: str
-    host_name: str = ""
-    host_ip: str = ""
-    machine_type: str = DEFAULT_MACHINE_TYPE
-    snapshot_supported: bool | None = None
-    instance_id: str = ""
-
-
-class _InventoryFile(msgspec.Struct):
-    hosts: list[InventoryHost] = []
-
-
-def parse_inventory(document: bytes) -> list[InventoryHost]:
-    try:
-        return msgspec.json.decode(document, type=_InventoryFile).hosts
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"not an inventory document: {exc}") from exc
-
-
-def load_inventory(path: Path) -> list[InventoryHost]:
-    return parse_inventory(path.read_bytes())
-
-
-def enroll_request(host: InventoryHost, enroll_token: str) -> EnrollRequest:
-    """The facts a real agent would find on this host; blanks filled in from the Quuid."""
-    digest = hashlib.sha256(host.quuid.encode()).digest()
-    snapshot_supported = host.snapshot_supported
-    if snapshot_supported is None:
-        snapshot_supported = host.machine_type in SNAPSHOT_MACHINE_TYPES
-    return EnrollRequest(
-        enroll_token=enroll_token,
-        quuid=host.quuid,
-        host_name=host.host_name or f"sim-{digest[:4].hex()}",
-        host_ip=host.host_ip or f"10.{digest[0]}.{digest[1]}.{digest[2] or 1}",
-        os_family=host.os_family,
-        snapshot_supported=snapshot_supported,
-        machine_type=host.machine_type,
-        instance_id=host.instance_id or None,
-    )
 
 
 def fleet_http_clients(
@@ -121,7 +71,7 @@ class FleetOptions:
     # Stop taking jobs after this many seconds (jobs under way still finish and report).
     duration: float | None = None
     seed: int | None = None
-    # Heartbeat at least this often (the server's interval applies when it is shorter).
+    # Be heard from at least this often (the server's interval applies when it is shorter).
     heartbeat_interval: float | None = None
     # Long-poll wait; None takes the server's. 0 polls without waiting (virtual-time tests).
     poll_wait: float | None = None
@@ -213,21 +163,23 @@ class SimulatedAgent:
             self._next_heartbeat = self._timeline.now() + self._heartbeat_interval
             return True
 
-    async def _heartbeat(self, running_job_id: int | None = None) -> None:
+    async def _heartbeat(self, running_job_id: int) -> None:
         self._next_heartbeat = self._timeline.now() + self._heartbeat_interval
         await self._client.heartbeat(running_job_id)
 
     async def _step(self) -> None:
+        """One poll, and the job it brings. An idle agent is heard from through its polls,
+        which start at least every heartbeat interval; a heartbeat of its own would tell the
+        server nothing more and add a third of the fleet's requests."""
         now = self._timeline.now()
-        if now >= self._next_heartbeat:
-            await self._heartbeat()
-            return
-        wait = max(0.0, min(self._poll_wait, self._next_heartbeat - now, self._deadline - now))
+        self._next_heartbeat = now + self._heartbeat_interval
+        wait = max(0.0, min(self._poll_wait, self._heartbeat_interval, self._deadline - now))
         job = await self._client.poll(wait)
         if job is None:
             idle = self._options.idle_poll_interval - (self._timeline.now() - now)
             if idle > 0:
-                await self._timeline.sleep(min(idle, self._deadline - self._timeline.now()))
+                until = min(self._deadline, self._next_heartbeat) - self._timeline.now()
+                await self._timeline.sleep(max(0.0, min(idle, until)))
             return
         report = self._unsent.pop(job.job_id, None)
         await self._report(job, report if report is not None else await self._run(job))
@@ -249,7 +201,7 @@ class SimulatedAgent:
             remaining -= step
             if self._timeline.now() >= self._next_heartbeat:
                 try:
-                    await self._heartbeat(job.job_id)  # keeps the job's lease
+                    await self._heartbeat(job.job_id)  # is heard from, and keeps the lease
                 except AgentUnavailable:
                     self._summary.unavailable += 1
         return run.report

@@ -11,7 +11,9 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vulfix.fixing.errors import StorageUnavailable
 from vulfix.settings import Settings, load_settings
+from vulfix.store.accounts import UnknownAccountError
 from vulfix.store.api_keys import ApiKeyStore, InvalidAccountNameError
 from vulfix.store.database import UnsupportedDatabaseError, create_engine
 from vulfix.store.migrate import upgrade
@@ -27,6 +29,8 @@ EXPECTED_ERRORS = (
     MasterKeyError,
     UnsupportedDatabaseError,
     InvalidAccountNameError,
+    UnknownAccountError,
+    StorageUnavailable,
 )
 
 

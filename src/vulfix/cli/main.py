@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from vulfix import __version__
+from vulfix.cli.accounts_commands import accounts_group
 from vulfix.cli.config_command import config_command
 from vulfix.cli.db_commands import db_group
 from vulfix.cli.demo_command import demo_command
@@ -23,6 +24,7 @@ def cli() -> None:
 
 cli.add_command(serve_command)
 cli.add_command(keys_group)
+cli.add_command(accounts_group)
 cli.add_command(db_group)
 cli.add_command(config_command)
 cli.add_command(demo_command)

@@ -10,14 +10,8 @@ from pathlib import Path
 
 import click
 
-from vulfix.agent.simulation import (
-    FleetOptions,
-    FleetSummary,
-    InventoryHost,
-    fleet_http_clients,
-    load_inventory,
-    run_fleet,
-)
+from vulfix.agent.simulated_hosts import InventoryHost, load_inventory
+from vulfix.agent.simulation import FleetOptions, FleetSummary, fleet_http_clients, run_fleet
 
 # Descriptors beyond one socket per agent: spare pool connections, stdio, the event loop.
 SPARE_DESCRIPTORS = 256

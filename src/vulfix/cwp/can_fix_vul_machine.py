@@ -4,7 +4,9 @@ be fixed automatically now (spec §2.5)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Protocol
 
+from vulfix.cwp.error_codes import api_errors
 from vulfix.cwp.quuids import check_quuids
 from vulfix.cwp.wire_types import UInt, WireStruct
 from vulfix.fixing.clock import Clock
@@ -15,7 +17,7 @@ from vulfix.inventory.can_fix import (
     VulnerabilityFixability,
     fixable_hosts,
 )
-from vulfix.tcapi import Caller
+from vulfix.tcapi import Caller, api_error
 
 
 class DescribeCanFixVulMachineRequest(WireStruct):
@@ -73,18 +75,25 @@ def _vul_info(entry: VulnerabilityFixability) -> CanFixVulInfo:
     )
 
 
+class FreezeReader(Protocol):
+    async def is_frozen(self, account_id: int) -> bool: ...
+
+
 class CanFixVulMachineAction:
-    """`offline_after`: seconds since an agent was last seen after which it counts as offline."""
+    """`offline_after`: seconds since an agent was last seen after which it counts as offline.
+    During an account's change freeze the answer is OperationDenied: nothing may be fixed."""
 
     def __init__(
         self,
         reader: FindingReader,
         clock: Clock,
         offline_after: float = DEFAULT_OFFLINE_AFTER.total_seconds(),
+        freezes: FreezeReader | None = None,
     ) -> None:
         self.reader = reader
         self.clock = clock
         self.offline_after = timedelta(seconds=offline_after)
+        self.freezes = freezes
 
     async def __call__(
         self, req: DescribeCanFixVulMachineRequest, caller: Caller
@@ -92,12 +101,19 @@ class CanFixVulMachineAction:
         if req.quuids:
             # This action documents InvalidParameter, not its InvalidFormat sub-code.
             check_quuids(req.quuids, "Quuids", format_code="InvalidParameter")
-        found = await fixable_hosts(
-            self.reader,
-            caller.account_id,
-            req.vul_ids,
-            req.quuids,
-            self.clock.now(),
-            self.offline_after,
-        )
+        async with api_errors():
+            if self.freezes is not None and await self.freezes.is_frozen(caller.account_id):
+                raise api_error(
+                    "OperationDenied",
+                    "Changes are frozen for this account: no host may be fixed until it ends.",
+                    "该账号处于变更冻结期：冻结结束前不能修复主机。",
+                )
+            found = await fixable_hosts(
+                self.reader,
+                caller.account_id,
+                req.vul_ids,
+                req.quuids,
+                self.clock.now(),
+                self.offline_after,
+            )
         return DescribeCanFixVulMachineResponse(vul_info=[_vul_info(entry) for entry in found])

@@ -21,6 +21,7 @@ CODES: dict[type[domain.FixingError], str] = {
     domain.RecordBlocked: "ResourceUnavailable",
     domain.SnapshotQuotaExhausted: "ResourceInsufficient",
     domain.StorageUnavailable: "InternalError.MainDBFail",
+    domain.ChangeFreeze: "UnsupportedOperation",
 }
 
 

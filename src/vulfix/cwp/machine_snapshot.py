@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from vulfix.cwp.display_time import DisplayClock
+from vulfix.cwp.error_codes import api_errors
 from vulfix.cwp.quuids import check_quuids
 from vulfix.cwp.wire_types import UInt, WireStruct
 from vulfix.fixing.clock import Clock
@@ -55,15 +56,16 @@ class MachineSnapshotAction:
         self, req: DescribeMachineSnapshotRequest, caller: Caller
     ) -> DescribeMachineSnapshotResponse:
         check_quuids(req.quuids, "Quuids")
-        answer = await machine_snapshots(
-            self.reader,
-            caller.account_id,
-            req.quuids,
-            latest_only=req.listing_type == LATEST_PER_HOST,
-            limit=req.limit,
-            offset=req.offset,
-            now=self.clock.now(),
-        )
+        async with api_errors():
+            answer = await machine_snapshots(
+                self.reader,
+                caller.account_id,
+                req.quuids,
+                latest_only=req.listing_type == LATEST_PER_HOST,
+                limit=req.limit,
+                offset=req.offset,
+                now=self.clock.now(),
+            )
         return DescribeMachineSnapshotResponse(
             snapshots=[self._info(snapshot) for snapshot in answer.snapshots],
             total_count=answer.total_count,

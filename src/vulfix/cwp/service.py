@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from vulfix.cwp.can_fix_vul_machine import CanFixVulMachineAction, DescribeCanFixVulMachineRequest
+from vulfix.cwp.can_fix_vul_machine import (
+    CanFixVulMachineAction,
+    DescribeCanFixVulMachineRequest,
+    FreezeReader,
+)
 from vulfix.cwp.create_vul_fix import CreateVulFixAction, CreateVulFixRequest
 from vulfix.cwp.display_time import DisplayClock
 from vulfix.cwp.fix_status import DescribeVulFixStatusRequest
@@ -52,6 +56,7 @@ class CwpDependencies:
     display: DisplayClock
     clock: Clock
     offline_after: float
+    freezes: FreezeReader
 
 
 def build_cwp_service(deps: CwpDependencies) -> ApiService:
@@ -84,7 +89,7 @@ def build_cwp_service(deps: CwpDependencies) -> ApiService:
     add(
         "DescribeCanFixVulMachine",
         DescribeCanFixVulMachineRequest,
-        CanFixVulMachineAction(deps.inventory, clock, deps.offline_after),
+        CanFixVulMachineAction(deps.inventory, clock, deps.offline_after, deps.freezes),
         mutating=False,
     )
     add(

@@ -57,3 +57,7 @@ class SnapshotQuotaExhausted(FixingError):
 
 class StorageUnavailable(FixingError):
     """The database failed or could not be reached."""
+
+
+class ChangeFreeze(FixingError):
+    """The operator froze changes for this account: no new fix task may start."""

@@ -18,7 +18,14 @@ from vulfix.fixing.agent_port import (
 )
 from vulfix.fixing.host_log import HostLog
 from vulfix.fixing.planning import FixRequest, Planner
-from vulfix.store import engine_sweeps, fix_task_controls, fix_task_writer, job_queue, job_reports
+from vulfix.store import (
+    change_freeze,
+    engine_sweeps,
+    fix_task_controls,
+    fix_task_writer,
+    job_queue,
+    job_reports,
+)
 from vulfix.store.database import read_transaction, write_transaction
 
 
@@ -50,6 +57,7 @@ class SqlFixingStore:
         """Loads the facts, plans (the domain's `planner`) and writes, in one write transaction,
         so two requests can never both claim the same pending finding."""
         async with write_transaction(self.engine) as conn:
+            await change_freeze.refuse_if_frozen(conn, account_id)
             facts = await fix_task_writer.load_facts(
                 conn, account_id, request, now, self._offline_after
             )

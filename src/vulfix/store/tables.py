@@ -51,6 +51,8 @@ accounts = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("app_id", BigInteger, nullable=False, unique=True),
     Column("created_at", DateTime(), nullable=False),
+    # A change freeze set by the operator: no new fix task may start while it is set.
+    Column("frozen_at", DateTime(), nullable=True),
 )
 
 api_keys = Table(
