@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from tencentcloud.common import credential
 from tencentcloud.common.common_client import CommonClient
@@ -309,4 +310,23 @@ def test_another_accounts_task_is_indistinguishable_from_a_missing_one(fleet: Fl
     assert (
         stranger.DescribeCanFixVulMachine(request("DescribeCanFixVulMachine", VulIds=[501])).VulInfo
         == []
+    )
+
+
+def test_engine_figures_are_on_metrics(fleet: Fleet) -> None:
+    def fix_jobs_done() -> bool:
+        text = httpx.get(f"http://{fleet.server.endpoint}/metrics").text
+        lines = [line for line in text.splitlines() if line.startswith("vulfix_engine_jobs{")]
+        done = [
+            line
+            for line in lines
+            if 'kind="fix"' in line and 'state="done"' in line and 'outcome="success"' in line
+        ]
+        return bool(done) and float(done[0].split()[-1]) > 0 and "vulfix_engine_queue_depth" in text
+
+    wait_for(fix_jobs_done, "engine figures on /metrics", timeout=15)
+    text = httpx.get(f"http://{fleet.server.endpoint}/metrics").text
+    assert (
+        "vulfix_engine_lease_expiries_total" in text
+        and "vulfix_engine_dispatch_timeouts_total" in text
     )

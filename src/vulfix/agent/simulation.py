@@ -36,6 +36,10 @@ from vulfix.agent_protocol import JobEnvelope, JobReport
 
 # Pause after an unreachable server before an agent tries again.
 UNAVAILABLE_PAUSE = 5.0
+# Default pace of the start: an enrolment and its first jobs cost the simulator and the
+# server ten times an idle agent's requests, and 10 000 agents arriving within 30 s saturate
+# both on a small machine.
+ENROLMENTS_PER_SECOND = 100
 # httpcore scans its whole pool on every request, so one pool of 10 000 connections makes
 # each request cost O(fleet). An agent has one request in flight at a time, so small pools,
 # each shared by this many agents, serve as well at a fraction of the cost.
@@ -242,7 +246,7 @@ async def run_fleet(
     seed = options.seed if options.seed is not None else secrets.randbits(32)
     jitter = random.Random(f"{seed}/timing")
     deadline = timeline.now() + (options.duration if options.duration is not None else math.inf)
-    ramp_up = options.ramp_up if options.ramp_up is not None else min(30.0, len(hosts) / 200)
+    ramp_up = options.ramp_up if options.ramp_up is not None else len(hosts) / ENROLMENTS_PER_SECOND
     summary = FleetSummary()
     agents = [
         SimulatedAgent(

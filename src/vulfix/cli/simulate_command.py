@@ -46,7 +46,7 @@ async def _simulate(
             await pool.aclose()
 
 
-def _summary_lines(summary: FleetSummary) -> list[str]:
+def summary_lines(summary: FleetSummary) -> list[str]:
     lines = [f"Hosts enrolled: {summary.enrolled} (refused: {summary.enrol_refused})"]
     lines.append(f"Jobs reported: {sum(summary.jobs.values())}")
     for (kind, outcome), count in sorted(summary.jobs.items()):
@@ -125,5 +125,5 @@ def simulate_command(
     _allow_open_files(len(hosts) + SPARE_DESCRIPTORS)
     click.echo(f"Simulating {len(hosts)} hosts against {server} (seed {seed})", err=True)
     summary = asyncio.run(_simulate(server, ca_file, enroll_token, hosts, options))
-    for line in _summary_lines(summary):
+    for line in summary_lines(summary):
         click.echo(line)

@@ -9,6 +9,7 @@ committed, and SQLite then fails it at once ("database is locked") without waiti
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from vulfix.fixing.errors import StorageUnavailable
+from vulfix.store import inline_sqlite
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -125,7 +128,12 @@ def create_engine(url: str) -> AsyncEngine:
             raise _missing_driver(async_url, exc) from exc
     _prepare_sqlite_file(async_url)
     engine = create_async_engine(
-        async_url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0
+        async_url,
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=1,
+        max_overflow=0,
+        # sqlite3 calls run inline on the event loop instead of in aiosqlite's thread.
+        module=AsyncAdapt_aiosqlite_dbapi(inline_sqlite, sqlite3),
     )
     _install_sqlite_hooks(engine.sync_engine)
     return engine

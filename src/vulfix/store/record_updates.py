@@ -199,25 +199,25 @@ async def admit_hosts(conn: AsyncConnection, fix_id: int, now: datetime) -> list
             ).where(fix_tasks.c.fix_id == fix_id)
         )
     ).one()
-    if task.cancelled_at is not None:
+    # Without budgets every host was admitted when the task was created: nothing to do (and
+    # this runs each time a host finishes, so it must not read the whole task every time).
+    if task.cancelled_at is not None or not (task.max_concurrency or task.max_errors):
         return []
-    hosts = (
-        await conn.execute(
-            select(snapshot_records.c.host_id, snapshot_records.c.admitted).where(
-                snapshot_records.c.fix_id == fix_id
-            )
-        )
-    ).all()
-    waiting = [int(h.host_id) for h in hosts if not h.admitted]
+    waiting_query = select(snapshot_records.c.host_id).where(
+        snapshot_records.c.fix_id == fix_id, snapshot_records.c.admitted.is_(False)
+    )
+    waiting = [int(h) for h in (await conn.execute(waiting_query)).scalars()]
     if not waiting:
         return []
+    count_query = select(func.count()).where(snapshot_records.c.fix_id == fix_id)
+    host_count = int((await conn.execute(count_query)).scalar_one())
     if Budget.parse(task.max_errors, "MaxErrors").exceeded(
-        await failed_hosts(conn, fix_id), len(hosts)
+        await failed_hosts(conn, fix_id), host_count
     ):
         await stop_untouched_hosts(conn, fix_id, waiting, transitions.REASON_BUDGET, now)
         return []
     active = await active_hosts(conn, fix_id)
-    room = Budget.parse(task.max_concurrency, "MaxConcurrency").concurrency(len(hosts)) - active
+    room = Budget.parse(task.max_concurrency, "MaxConcurrency").concurrency(host_count) - active
     chosen = waiting[: max(room, 0)]
     if chosen:
         await conn.execute(

@@ -1,0 +1,150 @@
+"""Agent round trips of a simulated fleet through a zero-length task, as a ratio to the raw
+ASGI ceiling measured in the same run.
+
+A real `vulfix serve` on SQLite (CPU 0) and `vulfix simulate` with instant jobs (CPU 1):
+every host enrols, then one CreateVulFix over all of them runs a snapshot and a fix job on
+each. A round trip is one job: its long-poll delivery and its report. Target >= 0.1.
+
+Usage: python bench/agents.py [--hosts 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.engine import Api, create_key, wait_ready  # noqa: E402
+from bench.fleet import make_fleet  # noqa: E402
+
+from vulfix.store.migrate import upgrade  # noqa: E402
+
+PORT = 18500
+RAW_PORT = 18510
+
+
+def inventory(path: Path, quuids: list[str]) -> Path:
+    hosts = [
+        {"Quuid": q, "HostName": f"web-{n}", "HostIp": "10.0.0.1", "OsFamily": "debian"}
+        for n, q in enumerate(quuids)
+    ]
+    path.write_text(json.dumps({"hosts": hosts}), encoding="utf-8")
+    return path
+
+
+def raw_ceiling(directory: Path, seconds: int) -> float:
+    """Requests/s of the raw ASGI app answering a fixed body (bench/wire.py's ceiling)."""
+    from bench.wire import load, wrk_script
+    from tests.signed_requests import Signer
+
+    body = directory / "raw.json"
+    body.write_bytes(b'{"Response":{"RequestId":"00000000-0000-4000-8000-000000000000"}}')
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, str(ROOT / "bench" / "wire.py"),
+         "--serve", "raw", str(RAW_PORT), str(body)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)
+        call = Signer("AKIDx", "k", host=f"127.0.0.1:{RAW_PORT}").tc3_post(b"{}")
+        return load(RAW_PORT, wrk_script(call.headers, call.body, directory), seconds, 32)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def online_hosts(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(
+            db.execute("SELECT COUNT(*) FROM hosts WHERE enrolled_at IS NOT NULL").fetchone()[0]
+        )
+
+
+def finished_jobs(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--trace", action="store_true", help="print progress every second")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        ceiling = raw_ceiling(directory, 4)
+        path = directory / "bench.db"
+        db = f"sqlite:///{path}"
+        upgrade(db)
+        secret_id, secret_key = create_key(db)
+        quuids = make_fleet(path, args.hosts, 1)
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE hosts SET last_seen_at = NULL")
+        vulfix = str(Path(sys.executable).parent / "vulfix")
+        token = json.loads(
+            subprocess.run(
+                [vulfix, "enroll-token", "create", "--db", db, "--account", "bench", "--json"],
+                capture_output=True, text=True, check=True,
+            ).stdout
+        )["Token"]  # fmt: skip
+        server = subprocess.Popen(
+            ["taskset", "-c", "0", vulfix, "serve", "--port", str(PORT), "--db", db,
+             "--rate-limit", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={"VULFIX_LOG_LEVEL": "WARNING", "VULFIX_POLL_WAIT": "20", "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        agents = None
+        try:
+            wait_ready()
+            agents = subprocess.Popen(
+                ["taskset", "-c", "1", vulfix, "simulate", "--server", f"http://127.0.0.1:{PORT}",
+                 "--enroll-token", token,
+                 "--inventory", str(inventory(directory / "fleet.json", quuids)),
+                 "--speed", "1000000", "--seed", "1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            started = time.monotonic()
+            while online_hosts(path) < args.hosts:
+                if time.monotonic() - started > 600:
+                    raise RuntimeError(f"only {online_hosts(path)} hosts enrolled")
+                time.sleep(0.5)
+            enrolled = time.monotonic() - started
+            api = Api(secret_id, secret_key)
+            entry = {"Quuids": quuids, "VulId": 1}
+            began = time.monotonic()
+            api.call("CreateVulFix", {"CreateVulFixTaskQuuids": [entry], "SaveDays": 1})
+            expected = 2 * args.hosts
+            while (done := finished_jobs(path)) < expected:
+                if time.monotonic() - began > 900:
+                    raise RuntimeError(f"only {done} of {expected} jobs done")
+                if args.trace:
+                    print(f"{time.monotonic() - began:6.1f} s  {done} jobs done", flush=True)
+                time.sleep(0.2 if not args.trace else 1.0)
+            elapsed = time.monotonic() - began
+        finally:
+            if agents is not None:
+                agents.terminate()
+                agents.wait()
+            server.terminate()
+            server.wait()
+    rate = expected / elapsed
+    print(f"enrolment of {args.hosts} agents: {enrolled:.1f} s ({args.hosts / enrolled:.0f}/s)")
+    print(f"raw ASGI ceiling: {ceiling:.0f} req/s")
+    print(
+        f"agent round trips: {expected} jobs in {elapsed:.1f} s = {rate:.0f}/s; "
+        f"ratio {rate / ceiling:.3f} (target >= 0.1)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from vulfix.agent.simulation import AGENTS_PER_POOL, FleetSummary, fleet_http_clients
+from vulfix.cli.simulate_command import summary_lines, simulate_command
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(simulate_command, list(args))
+    return result.exit_code, result.output
+
+
+def test_an_unreadable_or_empty_inventory_is_a_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"hosts": [{"HostName": "no quuid"}]}')
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"hosts": [], "vulnerabilities": []}))
+    common = ("--server", "http://127.0.0.1:9", "--enroll-token", "t", "--inventory")
+
+    code, output = run(*common, str(broken))
+    assert code == 1 and "not an inventory document" in output and "Quuid" in output
+    code, output = run(*common, str(empty))
+    assert code == 1 and "lists no hosts" in output
+    code, output = run(*common, str(empty), "--fail-rate", "1.5")
+    assert code == 2 and "--fail-rate" in output
+
+
+def test_the_summary_counts_jobs_by_kind_and_outcome() -> None:
+    summary = FleetSummary(
+        enrolled=3, jobs=Counter({("fix", "success"): 5, ("fix", "failure"): 2}), duplicates=1
+    )
+    lines = summary_lines(summary)
+    assert lines[0] == "Hosts enrolled: 3 (refused: 0)"
+    assert lines[1] == "Jobs reported: 7"
+    assert lines[2].split() == ["fix", "failure", "2"]
+    assert lines[3].split() == ["fix", "success", "5"]
+    assert "already applied: 1" in lines[4]
+
+
+async def test_the_fleet_shares_small_connection_pools() -> None:
+    pools = fleet_http_clients("http://vulfix.test/", 3 * AGENTS_PER_POOL + 1)
+    try:
+        assert len(pools) == 4
+        assert {str(pool.base_url) for pool in pools} == {"http://vulfix.test/agent/v1/"}
+    finally:
+        for pool in pools:
+            await pool.aclose()
