@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from vulfix.agent.simulation import AGENTS_PER_POOL, FleetSummary, fleet_http_clients
-from vulfix.cli.simulate_command import summary_lines, simulate_command
+from vulfix.cli.simulate_command import simulate_command, summary_lines
 
 
 def run(*args: str) -> tuple[int, str]:

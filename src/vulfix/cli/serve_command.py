@@ -86,6 +86,8 @@ def run_server(settings: Settings) -> None:
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # Agents keep connections between long-polls; uvicorn's default of 5 s drops them.
+        timeout_keep_alive=75,
     )
 
 

@@ -16,8 +16,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vulfix.store.accounts import CREATE_ATTEMPTS, account_named, check_account_name
 from vulfix.store.accounts import InvalidAccountNameError as InvalidAccountNameError
-from vulfix.store.accounts import account_named, check_account_name
 from vulfix.store.database import write_transaction
 from vulfix.store.secret_cipher import SecretCipher
 from vulfix.store.tables import KEY_DISABLED, KEY_ENABLED, accounts, api_keys, as_utc, utc_now
@@ -28,7 +28,6 @@ ALPHANUMERICS = string.ascii_letters + string.digits
 SECRET_ID_PREFIX = "AKID"  # noqa: S105 (a public prefix, not a secret)
 # Concurrent creators on PostgreSQL may collide on a new account's name or AppId; SQLite
 # writers are serialised by BEGIN IMMEDIATE and never get here twice.
-CREATE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -99,13 +100,13 @@ async def queue_snapshot_deletes(conn: AsyncConnection, now: datetime) -> list[i
     return woken
 
 
-async def _jobs_where(conn: AsyncConnection, *conditions: object) -> list[Row[tuple[object, ...]]]:
-    query = select(jobs).where(*conditions).order_by(jobs.c.job_id).limit(SWEEP_BATCH)  # type: ignore[arg-type]
+async def _jobs_where(conn: AsyncConnection, *conditions: ColumnElement[bool]) -> list[Row[Any]]:
+    query = select(jobs).where(*conditions).order_by(jobs.c.job_id).limit(SWEEP_BATCH)
     return list((await conn.execute(query)).all())
 
 
 async def _close(
-    conn: AsyncConnection, job: Row[tuple[object, ...]], state: str, outcome: str, now: datetime
+    conn: AsyncConnection, job: Row[Any], state: str, outcome: str, now: datetime
 ) -> bool:
     result = await conn.execute(
         update(jobs)
@@ -117,7 +118,7 @@ async def _close(
 
 async def _fail_job_record(
     conn: AsyncConnection,
-    job: Row[tuple[object, ...]],
+    job: Row[Any],
     reason: str,
     now: datetime,
     *,
@@ -138,5 +139,5 @@ async def _fail_job_record(
         )
 
 
-def _fix_ids(job: Row[tuple[object, ...]]) -> list[int]:
+def _fix_ids(job: Row[Any]) -> list[int]:
     return [int(job.fix_id)] if job.fix_id is not None else []

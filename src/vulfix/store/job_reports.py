@@ -6,8 +6,9 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
@@ -29,6 +30,7 @@ from vulfix.store.record_updates import fail_snapshot, set_fix_statuses, set_sna
 from vulfix.store.tables import fix_tasks, to_stored
 
 _ALNUM = string.ascii_lowercase + string.digits
+JobRow = Row[Any]
 DELETE_RETRY = timedelta(hours=1)
 
 
@@ -154,9 +156,9 @@ async def apply_report(
 
 
 async def _apply_snapshot(
-    conn: AsyncConnection, job: object, host: HostIdentity, result: JobResult, now: datetime
+    conn: AsyncConnection, job: JobRow, host: HostIdentity, result: JobResult, now: datetime
 ) -> None:
-    record_id = int(job.snapshot_record_id)  # type: ignore[attr-defined]
+    record_id = int(job.snapshot_record_id)
     status, reason = transitions.snapshot_outcome(result.outcome, result.reason)
     if status == SnapshotStatus.FAILED:
         await fail_snapshot(conn, record_id, reason, now)
@@ -168,9 +170,9 @@ async def _apply_snapshot(
 
 
 async def _record_machine_snapshot(
-    conn: AsyncConnection, job: object, host: HostIdentity, result: JobResult, now: datetime
+    conn: AsyncConnection, job: JobRow, host: HostIdentity, result: JobResult, now: datetime
 ) -> str:
-    fix_id = int(job.fix_id)  # type: ignore[attr-defined]
+    fix_id = int(job.fix_id)
     task = (
         await conn.execute(
             select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
