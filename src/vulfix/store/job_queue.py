@@ -3,6 +3,9 @@
 A host's next job is its oldest pending snapshot in an admitted task, else its oldest
 waiting fix whose snapshot cleared the way, else a snapshot whose retention ran out. Claims
 are guarded updates (`... WHERE state = 'queued'`), so no job is ever leased twice.
+
+The statements of this hot path are built once, with bound parameters: building a
+statement per call cost SQLAlchemy 2.5 times what executing it did.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
@@ -21,9 +24,79 @@ from vulfix.store.tables import to_stored
 
 ACTIVE_STATES = ("queued", "leased")
 
+_HOST_ACTIVE_JOB = (
+    select(jobs.c.job_id, jobs.c.state, jobs.c.fix_record_id)
+    .where(jobs.c.host_id == bindparam("host_id"), jobs.c.state.in_(ACTIVE_STATES))
+    .order_by(jobs.c.job_id)
+    .limit(1)
+)
+_PENDING_SNAPSHOT = (
+    select(snapshot_records.c.id, snapshot_records.c.fix_id)
+    .where(
+        snapshot_records.c.host_id == bindparam("host_id"),
+        snapshot_records.c.status == int(SnapshotStatus.PENDING),
+        snapshot_records.c.admitted.is_(True),
+    )
+    .order_by(snapshot_records.c.fix_id)
+    .limit(1)
+)
+_cleared = snapshot_records.alias("cleared")
+_WAITING_FIX = (
+    select(fix_records.c.id, fix_records.c.fix_id)
+    .join(
+        _cleared,
+        and_(
+            _cleared.c.fix_id == fix_records.c.fix_id, _cleared.c.host_id == fix_records.c.host_id
+        ),
+    )
+    .where(
+        fix_records.c.host_id == bindparam("host_id"),
+        fix_records.c.status == int(FixStatus.WAITING),
+        _cleared.c.status.in_([int(s) for s in SNAPSHOT_CLEARS_FIX]),
+        _cleared.c.admitted.is_(True),
+    )
+    .order_by(fix_records.c.fix_id, fix_records.c.id)
+    .limit(1)
+)
+_EXPIRED_SNAPSHOT = (
+    select(machine_snapshots.c.id)
+    .where(
+        machine_snapshots.c.host_id == bindparam("host_id"),
+        machine_snapshots.c.deleted_at.is_(None),
+        machine_snapshots.c.expires_at <= bindparam("now"),
+    )
+    .order_by(machine_snapshots.c.expires_at)
+    .limit(1)
+)
+_RENEW_LEASE = (
+    update(jobs)
+    .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "leased")
+    .values(lease_expires_at=bindparam("expires"))
+)
+_LEASE = (
+    update(jobs)
+    .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "queued")
+    .values(state="leased", leased_at=bindparam("now"), lease_expires_at=bindparam("expires"))
+)
+_EXTEND_LEASE = (
+    update(jobs)
+    .where(
+        jobs.c.job_id == bindparam("target_job"),
+        jobs.c.host_id == bindparam("target_host"),
+        jobs.c.state == "leased",
+    )
+    .values(lease_expires_at=bindparam("expires"))
+)
+
 
 async def busy_hosts(conn: AsyncConnection, host_ids: Iterable[int]) -> set[int]:
     ids = list(host_ids)
+    if len(ids) == 1:
+        return (
+            {ids[0]}
+            if (await conn.execute(_HOST_ACTIVE_JOB, {"host_id": ids[0]})).first()
+            else set()
+        )
     busy: set[int] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -48,63 +121,32 @@ async def schedule_hosts(
                 queued.append({"account_id": account_id, "host_id": host_id, **job})
     if queued:
         stamp = to_stored(now)
-        await conn.execute(
-            insert(jobs), [{**row, "state": "queued", "created_at": stamp} for row in queued]
-        )
+        rows = [
+            {
+                "fix_id": None,
+                "snapshot_record_id": None,
+                "fix_record_id": None,
+                "machine_snapshot_id": None,
+            }
+            | row
+            | {"state": "queued", "created_at": stamp}
+            for row in queued
+        ]
+        await conn.execute(insert(jobs), rows)
     return [int(str(row["host_id"])) for row in queued]
 
 
 async def _next_job_row(
     conn: AsyncConnection, host_id: int, now: datetime
 ) -> dict[str, object] | None:
-    snapshot = (
-        await conn.execute(
-            select(snapshot_records.c.id, snapshot_records.c.fix_id)
-            .where(
-                snapshot_records.c.host_id == host_id,
-                snapshot_records.c.status == int(SnapshotStatus.PENDING),
-                snapshot_records.c.admitted.is_(True),
-            )
-            .order_by(snapshot_records.c.fix_id)
-            .limit(1)
-        )
-    ).first()
+    snapshot = (await conn.execute(_PENDING_SNAPSHOT, {"host_id": host_id})).first()
     if snapshot is not None:
         return {"kind": "snapshot", "fix_id": snapshot.fix_id, "snapshot_record_id": snapshot.id}
-    cleared = snapshot_records.alias("cleared")
-    fix = (
-        await conn.execute(
-            select(fix_records.c.id, fix_records.c.fix_id)
-            .join(
-                cleared,
-                and_(
-                    cleared.c.fix_id == fix_records.c.fix_id,
-                    cleared.c.host_id == fix_records.c.host_id,
-                ),
-            )
-            .where(
-                fix_records.c.host_id == host_id,
-                fix_records.c.status == int(FixStatus.WAITING),
-                cleared.c.status.in_([int(s) for s in SNAPSHOT_CLEARS_FIX]),
-                cleared.c.admitted.is_(True),
-            )
-            .order_by(fix_records.c.fix_id, fix_records.c.id)
-            .limit(1)
-        )
-    ).first()
+    fix = (await conn.execute(_WAITING_FIX, {"host_id": host_id})).first()
     if fix is not None:
         return {"kind": "fix", "fix_id": fix.fix_id, "fix_record_id": fix.id}
     expired = (
-        await conn.execute(
-            select(machine_snapshots.c.id)
-            .where(
-                machine_snapshots.c.host_id == host_id,
-                machine_snapshots.c.deleted_at.is_(None),
-                machine_snapshots.c.expires_at <= to_stored(now),
-            )
-            .order_by(machine_snapshots.c.expires_at)
-            .limit(1)
-        )
+        await conn.execute(_EXPIRED_SNAPSHOT, {"host_id": host_id, "now": to_stored(now)})
     ).first()
     if expired is not None:
         return {"kind": "snapshot_delete", "fix_id": None, "machine_snapshot_id": expired.id}
@@ -113,26 +155,15 @@ async def _next_job_row(
 
 async def claim(conn: AsyncConnection, host_id: int, lease: timedelta, now: datetime) -> int | None:
     """The host's leased job (lease renewed), or its queued job now leased; None if idle."""
-    row = (
-        await conn.execute(
-            select(jobs.c.job_id, jobs.c.state, jobs.c.fix_record_id)
-            .where(jobs.c.host_id == host_id, jobs.c.state.in_(ACTIVE_STATES))
-            .order_by(jobs.c.job_id)
-            .limit(1)
-        )
-    ).first()
+    row = (await conn.execute(_HOST_ACTIVE_JOB, {"host_id": host_id})).first()
     if row is None:
         return None
     expires = to_stored(now + lease)
     if row.state == "leased":
-        await conn.execute(
-            update(jobs).where(jobs.c.job_id == row.job_id).values(lease_expires_at=expires)
-        )
+        await conn.execute(_RENEW_LEASE, {"target_job": row.job_id, "expires": expires})
         return int(row.job_id)
     result = await conn.execute(
-        update(jobs)
-        .where(jobs.c.job_id == row.job_id, jobs.c.state == "queued")
-        .values(state="leased", leased_at=to_stored(now), lease_expires_at=expires)
+        _LEASE, {"target_job": row.job_id, "now": to_stored(now), "expires": expires}
     )
     if result.rowcount != 1:
         return None  # another replica claimed it first
@@ -146,12 +177,8 @@ async def claim(conn: AsyncConnection, host_id: int, lease: timedelta, now: date
 async def extend_lease(
     conn: AsyncConnection, host_id: int, job_id: int, lease: timedelta, now: datetime
 ) -> bool:
-    result = await conn.execute(
-        update(jobs)
-        .where(jobs.c.job_id == job_id, jobs.c.host_id == host_id, jobs.c.state == "leased")
-        .values(lease_expires_at=to_stored(now + lease))
-    )
-    return result.rowcount == 1
+    parameters = {"target_job": job_id, "target_host": host_id, "expires": to_stored(now + lease)}
+    return (await conn.execute(_EXTEND_LEASE, parameters)).rowcount == 1
 
 
 async def job_counts(conn: AsyncConnection) -> list[tuple[str, str, str, int]]:

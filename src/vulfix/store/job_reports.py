@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
@@ -34,20 +34,60 @@ JobRow = Row[Any]
 DELETE_RETRY = timedelta(hours=1)
 
 
+_JOB = select(jobs).where(jobs.c.job_id == bindparam("job_id"))
+_HOST_JOB = select(jobs).where(
+    jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id")
+)
+_TASK_SNAPSHOT = select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
+    fix_tasks.c.fix_id == bindparam("fix_id")
+)
+_RECORD_ITEM = (
+    select(fix_items)
+    .join(fix_records, fix_records.c.item_id == fix_items.c.id)
+    .where(fix_records.c.id == bindparam("record_id"))
+)
+_VULNERABILITY = select(vulnerabilities.c.packages, vulnerabilities.c.service).where(
+    vulnerabilities.c.account_id == bindparam("account_id"),
+    vulnerabilities.c.vul_id == bindparam("vul_id"),
+)
+_FINISH_JOB = (
+    update(jobs)
+    .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "leased")
+    .values(
+        state="done",
+        outcome=bindparam("new_outcome"),
+        finished_at=bindparam("stamp"),
+        duration_seconds=bindparam("seconds"),
+    )
+)
+_WORK_LEFT = (
+    select(fix_records.c.id)
+    .where(
+        fix_records.c.fix_id == bindparam("fix_id"),
+        fix_records.c.host_id == bindparam("host_id"),
+        fix_records.c.status.in_([int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
+    )
+    .limit(1)
+)
+_SNAPSHOT_LEFT = (
+    select(snapshot_records.c.id)
+    .where(
+        snapshot_records.c.fix_id == bindparam("fix_id"),
+        snapshot_records.c.host_id == bindparam("host_id"),
+        snapshot_records.c.status == int(SnapshotStatus.PENDING),
+    )
+    .limit(1)
+)
+
+
 def new_snapshot_id() -> str:
     return "snap-" + "".join(secrets.choice(_ALNUM) for _ in range(8))
 
 
 async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -> JobAssignment:
-    job = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).one()
+    job = (await conn.execute(_JOB, {"job_id": job_id})).one()
     if job.kind == "snapshot":
-        task = (
-            await conn.execute(
-                select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
-                    fix_tasks.c.fix_id == job.fix_id
-                )
-            )
-        ).one()
+        task = (await conn.execute(_TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
         work: SnapshotWork | FixWork | SnapshotDeleteWork = SnapshotWork(
             task.snapshot_name, task.save_days
         )
@@ -66,20 +106,9 @@ async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -
 
 
 async def _fix_work(conn: AsyncConnection, account_id: int, record_id: int) -> FixWork:
-    item = (
-        await conn.execute(
-            select(fix_items)
-            .join(fix_records, fix_records.c.item_id == fix_items.c.id)
-            .where(fix_records.c.id == record_id)
-        )
-    ).one()
-    vul = (
-        await conn.execute(
-            select(vulnerabilities.c.packages, vulnerabilities.c.service).where(
-                vulnerabilities.c.account_id == account_id, vulnerabilities.c.vul_id == item.vul_id
-            )
-        )
-    ).first()
+    item = (await conn.execute(_RECORD_ITEM, {"record_id": record_id})).one()
+    parameters = {"account_id": account_id, "vul_id": item.vul_id}
+    vul = (await conn.execute(_VULNERABILITY, parameters)).first()
     packages = tuple(
         PackageTarget(p["Name"], p["FixedVersion"]) for p in (vul.packages if vul else [])
     )
@@ -101,18 +130,12 @@ class AppliedReport:
     outcome: ReportOutcome
     fix_id: int | None = None
     host_finished_task: bool = False
-    changed: bool = False
-    touched_hosts: list[int] = field(default_factory=list)
 
 
 async def apply_report(
     conn: AsyncConnection, host: HostIdentity, job_id: int, result: JobResult, now: datetime
 ) -> AppliedReport:
-    job = (
-        await conn.execute(
-            select(jobs).where(jobs.c.job_id == job_id, jobs.c.host_id == host.host_id)
-        )
-    ).first()
+    job = (await conn.execute(_HOST_JOB, {"job_id": job_id, "host_id": host.host_id})).first()
     if job is None:
         raise UnknownJob(f"no job {job_id} for this host")
     if job.state != "leased":
@@ -122,16 +145,13 @@ async def apply_report(
             "cancelled": "not applied: the job was cancelled",
         }.get(job.state, "not applied: the job was never handed out")
         return AppliedReport(ReportOutcome(False, detail))
-    claimed = await conn.execute(
-        update(jobs)
-        .where(jobs.c.job_id == job_id, jobs.c.state == "leased")
-        .values(
-            state="done",
-            outcome=result.outcome,
-            finished_at=to_stored(now),
-            duration_seconds=result.duration_seconds,
-        )
-    )
+    finish = {
+        "target_job": job_id,
+        "new_outcome": result.outcome,
+        "stamp": to_stored(now),
+        "seconds": result.duration_seconds,
+    }
+    claimed = await conn.execute(_FINISH_JOB, finish)
     if claimed.rowcount != 1:
         return AppliedReport(ReportOutcome(False, "already applied"))
     if job.kind == "snapshot":
@@ -152,7 +172,7 @@ async def apply_report(
     finished = job.fix_id is not None and not await _host_has_work(
         conn, int(job.fix_id), host.host_id
     )
-    return AppliedReport(ReportOutcome(True), job.fix_id, finished, True)
+    return AppliedReport(ReportOutcome(True), job.fix_id, finished)
 
 
 async def _apply_snapshot(
@@ -214,24 +234,7 @@ async def _apply_snapshot_delete(
 
 
 async def _host_has_work(conn: AsyncConnection, fix_id: int, host_id: int) -> bool:
-    query = (
-        select(fix_records.c.id)
-        .where(
-            fix_records.c.fix_id == fix_id,
-            fix_records.c.host_id == host_id,
-            fix_records.c.status.in_([int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
-        )
-        .limit(1)
-    )
-    pending_snapshot = (
-        select(snapshot_records.c.id)
-        .where(
-            snapshot_records.c.fix_id == fix_id,
-            snapshot_records.c.host_id == host_id,
-            snapshot_records.c.status == int(SnapshotStatus.PENDING),
-        )
-        .limit(1)
-    )
-    return (await conn.execute(query)).first() is not None or (
-        await conn.execute(pending_snapshot)
-    ).first() is not None
+    parameters = {"fix_id": fix_id, "host_id": host_id}
+    if (await conn.execute(_WORK_LEFT, parameters)).first() is not None:
+        return True
+    return (await conn.execute(_SNAPSHOT_LEFT, parameters)).first() is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, Update, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
@@ -19,15 +19,65 @@ from vulfix.store.fixing_tables import fix_items, fix_records, snapshot_records
 from vulfix.store.inventory_tables import findings
 from vulfix.store.tables import fix_tasks, to_stored
 
+_BUMP_VERSION = (
+    update(fix_tasks)
+    .where(fix_tasks.c.fix_id == bindparam("target_fix"))
+    .values(version=fix_tasks.c.version + 1)
+)
+_SNAPSHOT_RECORD = select(
+    snapshot_records.c.status, snapshot_records.c.fix_id, snapshot_records.c.host_id
+).where(snapshot_records.c.id == bindparam("record_id"))
+_FIX_RECORD_COLUMNS = (
+    fix_records.c.id,
+    fix_records.c.status,
+    fix_records.c.fix_id,
+    fix_records.c.host_id,
+    fix_items.c.vul_id,
+)
+_FIX_RECORD = (
+    select(*_FIX_RECORD_COLUMNS)
+    .join(fix_items, fix_items.c.id == fix_records.c.item_id)
+    .where(fix_records.c.id == bindparam("record_id"))
+)
+_FINDING_RECORDS = (
+    select(fix_records.c.status)
+    .join(fix_items, fix_items.c.id == fix_records.c.item_id)
+    .where(
+        fix_records.c.fix_id == bindparam("fix_id"),
+        fix_records.c.host_id == bindparam("host_id"),
+        fix_items.c.vul_id == bindparam("vul_id"),
+    )
+)
+_SET_FINDING = (
+    update(findings)
+    .where(
+        findings.c.host_id == bindparam("target_host"), findings.c.vul_id == bindparam("target_vul")
+    )
+    .values(state=bindparam("state"), updated_at=bindparam("stamp"))
+)
+_TASK_BUDGETS = select(
+    fix_tasks.c.max_concurrency, fix_tasks.c.max_errors, fix_tasks.c.cancelled_at
+).where(fix_tasks.c.fix_id == bindparam("fix_id"))
+_record_updates: dict[tuple[Table, tuple[str, ...]], Update] = {}
+
+
+def _guarded_update(table: Table, columns: tuple[str, ...]) -> Update:
+    """`UPDATE table SET columns WHERE id = :target_id AND status = :old_status`, built once
+    per column set (building statements per call cost more than running them)."""
+    statement = _record_updates.get((table, columns))
+    if statement is None:
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("target_id"), table.c.status == bindparam("old_status"))
+            .values({column: bindparam(f"new_{column}") for column in columns})
+        )
+        _record_updates[(table, columns)] = statement
+    return statement
+
 
 async def bump_versions(conn: AsyncConnection, fix_ids: Iterable[int]) -> None:
-    ids = sorted(set(fix_ids))
-    if ids:
-        await conn.execute(
-            update(fix_tasks)
-            .where(fix_tasks.c.fix_id.in_(ids))
-            .values(version=fix_tasks.c.version + 1)
-        )
+    for fix_id in sorted(set(fix_ids)):
+        await conn.execute(_BUMP_VERSION, {"target_fix": fix_id})
 
 
 async def set_snapshot_status(
@@ -41,13 +91,7 @@ async def set_snapshot_status(
     retried: bool | None = None,
 ) -> tuple[int, int] | None:
     """Moves one snapshot record; returns (fix_id, host_id), or None if it had moved already."""
-    row = (
-        await conn.execute(
-            select(
-                snapshot_records.c.status, snapshot_records.c.fix_id, snapshot_records.c.host_id
-            ).where(snapshot_records.c.id == record_id)
-        )
-    ).first()
+    row = (await conn.execute(_SNAPSHOT_RECORD, {"record_id": record_id})).first()
     if row is None:
         return None
     old = SnapshotStatus(row.status)
@@ -61,12 +105,12 @@ async def set_snapshot_status(
         values["snapshot_id"] = snapshot_id
     if retried is not None:
         values["retried"] = retried
-    result = await conn.execute(
-        update(snapshot_records)
-        .where(snapshot_records.c.id == record_id, snapshot_records.c.status == int(old))
-        .values(**values)
-    )
-    if result.rowcount != 1:
+    statement = _guarded_update(snapshot_records, tuple(values))
+    parameters = {f"new_{k}": v for k, v in values.items()} | {
+        "target_id": record_id,
+        "old_status": int(old),
+    }
+    if (await conn.execute(statement, parameters)).rowcount != 1:
         return None
     await bump_versions(conn, [row.fix_id])
     return int(row.fix_id), int(row.host_id)
@@ -87,16 +131,17 @@ async def set_fix_statuses(
     ids = list(record_ids)
     if not ids:
         return []
-    rows = (
-        await conn.execute(
-            select(fix_records.c.id, fix_records.c.status).where(fix_records.c.id.in_(ids))
+    if len(ids) == 1:
+        rows = list((await conn.execute(_FIX_RECORD, {"record_id": ids[0]})).all())
+    else:
+        query = (
+            select(*_FIX_RECORD_COLUMNS)
+            .join(fix_items, fix_items.c.id == fix_records.c.item_id)
+            .where(fix_records.c.id.in_(ids))
         )
-    ).all()
-    movable: dict[int, list[int]] = {}
+        rows = list((await conn.execute(query)).all())
     for row in rows:
-        old = FixStatus(row.status)
-        transitions.check_fix(old, new)
-        movable.setdefault(int(old), []).append(int(row.id))
+        transitions.check_fix(FixStatus(row.status), new)
     values: dict[str, object] = {
         "status": int(new),
         "fail_reason": reason,
@@ -107,63 +152,33 @@ async def set_fix_statuses(
     if exit_code is not None or output_tail is not None:
         values["exit_code"] = exit_code
         values["output_tail"] = output_tail or ""
-    moved: list[int] = []
-    for old_status, group in movable.items():
-        result = await conn.execute(
-            update(fix_records)
-            .where(fix_records.c.id.in_(group), fix_records.c.status == old_status)
-            .values(**values)
-        )
-        if result.rowcount == len(group):
-            moved.extend(group)
-        else:  # another writer moved some; report only what this one moved
-            moved.extend(await _ids_now_in(conn, group, new))
-    if moved:
-        await _after_fix_change(conn, moved, now)
-    return moved
-
-
-async def _ids_now_in(conn: AsyncConnection, ids: list[int], status: FixStatus) -> list[int]:
-    query = select(fix_records.c.id).where(
-        fix_records.c.id.in_(ids), fix_records.c.status == int(status)
-    )
-    return [int(r) for r in (await conn.execute(query)).scalars()]
-
-
-async def _after_fix_change(conn: AsyncConnection, record_ids: list[int], now: datetime) -> None:
-    changed = (
-        await conn.execute(
-            select(fix_records.c.fix_id, fix_records.c.host_id, fix_items.c.vul_id)
-            .join(fix_items, fix_items.c.id == fix_records.c.item_id)
-            .where(fix_records.c.id.in_(record_ids))
-            .distinct()
-        )
-    ).all()
-    await bump_versions(conn, [r.fix_id for r in changed])
-    for row in changed:
-        await refresh_finding(conn, int(row.fix_id), int(row.host_id), int(row.vul_id), now)
+    statement = _guarded_update(fix_records, tuple(values))
+    shared = {f"new_{k}": v for k, v in values.items()}
+    moved = []
+    for row in rows:
+        parameters = shared | {"target_id": row.id, "old_status": row.status}
+        if (await conn.execute(statement, parameters)).rowcount == 1:
+            moved.append(row)  # (another writer may have moved a record first)
+    await bump_versions(conn, [row.fix_id for row in moved])
+    if new != FixStatus.DISPATCHED:  # 0 -> 1 leaves the finding "fixing" (5)
+        for fix_id, host_id, vul_id in sorted({(r.fix_id, r.host_id, r.vul_id) for r in moved}):
+            await refresh_finding(conn, int(fix_id), int(host_id), int(vul_id), now)
+    return [int(row.id) for row in moved]
 
 
 async def refresh_finding(
     conn: AsyncConnection, fix_id: int, host_id: int, vul_id: int, now: datetime
 ) -> None:
-    statuses = (
-        await conn.execute(
-            select(fix_records.c.status)
-            .join(fix_items, fix_items.c.id == fix_records.c.item_id)
-            .where(
-                fix_records.c.fix_id == fix_id,
-                fix_records.c.host_id == host_id,
-                fix_items.c.vul_id == vul_id,
-            )
-        )
-    ).scalars()
+    parameters = {"fix_id": fix_id, "host_id": host_id, "vul_id": vul_id}
+    statuses = (await conn.execute(_FINDING_RECORDS, parameters)).scalars()
     state = transitions.finding_state(FixStatus(s) for s in statuses)
-    await conn.execute(
-        update(findings)
-        .where(findings.c.host_id == host_id, findings.c.vul_id == vul_id)
-        .values(state=state, updated_at=to_stored(now))
-    )
+    update_parameters = {
+        "target_host": host_id,
+        "target_vul": vul_id,
+        "state": state,
+        "stamp": to_stored(now),
+    }
+    await conn.execute(_SET_FINDING, update_parameters)
 
 
 async def waiting_fix_records(conn: AsyncConnection, fix_id: int, host_id: int) -> list[int]:
@@ -192,13 +207,7 @@ async def fail_snapshot(
 async def admit_hosts(conn: AsyncConnection, fix_id: int, now: datetime) -> list[int]:
     """Lets waiting hosts into the task's concurrency window, unless the error budget is
     spent, in which case the hosts never started fail instead. Returns newly admitted hosts."""
-    task = (
-        await conn.execute(
-            select(
-                fix_tasks.c.max_concurrency, fix_tasks.c.max_errors, fix_tasks.c.cancelled_at
-            ).where(fix_tasks.c.fix_id == fix_id)
-        )
-    ).one()
+    task = (await conn.execute(_TASK_BUDGETS, {"fix_id": fix_id})).one()
     # Without budgets every host was admitted when the task was created: nothing to do (and
     # this runs each time a host finishes, so it must not read the whole task every time).
     if task.cancelled_at is not None or not (task.max_concurrency or task.max_errors):
