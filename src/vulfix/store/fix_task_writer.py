@@ -59,6 +59,7 @@ async def load_facts(
     """Each fact in one account-wide query filtered here: compiling long IN lists chunk by
     chunk cost more than reading the account's rows (10 000 hosts: 0.3 s against 0.05 s)."""
     wanted = {q for item in request.items for q in item.quuids}
+    online_since = to_stored(now - offline_after)
     host_query = select(
         hosts.c.id,
         hosts.c.quuid,
@@ -66,30 +67,25 @@ async def load_facts(
         hosts.c.host_ip,
         hosts.c.machine_type,
         hosts.c.snapshot_supported,
-        hosts.c.last_seen_at,
+        # Compared by the database: parsing 10 000 timestamps here cost more than the query.
+        func.coalesce(hosts.c.last_seen_at >= online_since, False).label("online"),
     ).where(hosts.c.account_id == account_id)
     if len(wanted) <= SMALL_REQUEST:
         host_query = host_query.where(hosts.c.quuid.in_(sorted(wanted)))
-    host_rows = [h for h in await conn.execute(host_query) if h.quuid in wanted]
     recent_query = select(machine_snapshots.c.host_id).where(
         machine_snapshots.c.account_id == account_id,
         machine_snapshots.c.deleted_at.is_(None),
         machine_snapshots.c.created_at > to_stored(now - RECENT_SNAPSHOT),
     )
-    recent = {int(h) for h in (await conn.execute(recent_query)).scalars()}
-    online_since = to_stored(now - offline_after)
+    recent = set((await conn.execute(recent_query)).scalars().all())
     host_facts = {
-        h.quuid: HostFact(
-            host_id=int(h.id),
-            quuid=h.quuid,
-            host_name=h.host_name,
-            host_ip=h.host_ip,
-            machine_type=h.machine_type,
-            snapshot_supported=bool(h.snapshot_supported),
-            agent_online=h.last_seen_at is not None and h.last_seen_at >= online_since,
-            has_recent_snapshot=int(h.id) in recent,
+        quuid: HostFact(
+            host_id, quuid, name, ip, machine_type, bool(snapshots), bool(online), host_id in recent
         )
-        for h in host_rows
+        for host_id, quuid, name, ip, machine_type, snapshots, online in (
+            await conn.execute(host_query)
+        ).all()
+        if quuid in wanted
     }
     vul_facts = await _vulnerabilities(conn, account_id, request)
     host_ids = {f.host_id for f in host_facts.values()}
@@ -97,9 +93,9 @@ async def load_facts(
         findings.c.account_id == account_id, findings.c.vul_id.in_(sorted(vul_facts) or [-1])
     )
     states = {
-        (int(r.host_id), int(r.vul_id)): int(r.state)
-        for r in await conn.execute(finding_query)
-        if r.host_id in host_ids
+        (host_id, vul_id): state
+        for host_id, vul_id, state in (await conn.execute(finding_query)).all()
+        if host_id in host_ids
     }
     return host_facts, vul_facts, states
 
