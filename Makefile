@@ -42,8 +42,10 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
+## bench: the benchmarks (need wrk and taskset); bench/agents.py runs apart (several minutes)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/wire.py
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
