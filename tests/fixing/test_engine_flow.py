@@ -150,3 +150,23 @@ async def test_a_job_nobody_picks_up_times_out_for_the_whole_host(harness: Harne
     assert {r.status for r in status.view.fix_records} == {FixStatus.FAILED}
     assert all("agent offline" in r.fail_reason for r in status.view.fix_records)
     assert status.ended_at is not None
+
+
+async def test_remaining_time_follows_observed_job_durations(harness: Harness) -> None:
+    await harness.add_host("done", snapshots=False)
+    await harness.add_vulnerability(7, on=["done"])
+    await harness.create([(7, ["done"])])
+    await harness.finish("done", seconds=30)  # one observed fix: 30 s
+    quuids = ["a", "b"]
+    for quuid in quuids:
+        await harness.add_host(quuid, snapshots=False)
+    await harness.add_vulnerability(8, on=quuids)
+    await harness.add_vulnerability(9, on=["a"])
+    fix_id = await harness.create([(8, quuids), (9, ["a"])])
+    # Host "a" has two fixes ahead of it, "b" one: the busiest host sets the remaining time.
+    assert (await harness.status(fix_id=fix_id)).remaining_seconds == 60
+    await harness.finish("a", seconds=30)
+    assert (await harness.status(fix_id=fix_id)).remaining_seconds == 30
+    await harness.drain("a")
+    await harness.drain("b")
+    assert (await harness.status(fix_id=fix_id)).remaining_seconds == 0
