@@ -7,10 +7,10 @@ import sys
 
 import click
 import uvicorn
-from sqlalchemy.engine import make_url
 
 from vulfix.app import build
 from vulfix.settings import Settings, load_settings
+from vulfix.store.database import display_url
 from vulfix.store.migrate import upgrade
 from vulfix.tcapi.observability import REQUEST_LOG, make_logging_cheap
 
@@ -73,7 +73,7 @@ def run_server(settings: Settings) -> None:
         scheme,
         settings.host,
         settings.port,
-        _safe_db(settings.db),
+        display_url(settings.db),
     )
     uvicorn.run(
         application.asgi,
@@ -100,7 +100,3 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-
-
-def _safe_db(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
