@@ -1,20 +1,25 @@
 """`vulfix demo`: the main job on the embedded default (SQLite, one process).
 
-It prepares a state directory, an account and API key, and serves the API, printing
-ready-to-paste tccli and Python SDK lines for calling it.
+It prepares a state directory, an account and API key, serves the API, imports a demo fleet
+whose hosts run as simulated agents, creates a fix task and shows it live, with
+ready-to-paste tccli and Python SDK lines for calling the same API.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
 import platformdirs
+from rich.console import Console
 
-from vulfix.cli.serve_command import run_server
+from vulfix.cli.serve_command import configure_logging
+from vulfix.demo.session import DemoOptions, run_demo
 from vulfix.settings import load_settings
 from vulfix.store.api_keys import ApiKeyStore
 from vulfix.store.database import create_engine
@@ -35,8 +40,10 @@ def default_state_dir() -> Path:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the demo keeps its data.",
 )
-def demo_command(port: int, state_dir: Path | None) -> None:
-    """Run vulfix on SQLite with a ready-made API key, and show how to call it."""
+@click.option("--no-task", is_flag=True, help="Enrol the simulated fleet but create no fix task.")
+@click.option("--no-tui", is_flag=True, help="Print progress lines instead of the live view.")
+def demo_command(port: int, state_dir: Path | None, no_task: bool, no_tui: bool) -> None:
+    """Run vulfix on SQLite with a simulated fleet of 48 hosts, fix it, and show it live."""
     state = state_dir or default_state_dir()
     state.mkdir(parents=True, exist_ok=True)
     db = f"sqlite:///{state / 'vulfix.db'}"
@@ -44,15 +51,25 @@ def demo_command(port: int, state_dir: Path | None) -> None:
     upgrade(db)
     key = asyncio.run(_demo_key(settings.db, state))
     endpoint = f"127.0.0.1:{port}"
+    log_file = state / "server.log"
+    configure_logging(settings.log_level, log_file)
     click.echo(
-        f"""
-vulfix demo: the CWP API on http://{endpoint} (SQLite at {state / "vulfix.db"})
+        f"vulfix demo: the CWP API on http://{endpoint} (SQLite at {state / 'vulfix.db'}, "
+        f"server log {log_file})\n\n  SecretId  {key['SecretId']}\n  SecretKey {key['SecretKey']}\n"
+    )
 
-  SecretId  {key["SecretId"]}
-  SecretKey {key["SecretKey"]}
+    def hints(fix_id: int) -> str:
+        return _call_lines(endpoint, key, fix_id)
 
-tccli:
-  tccli cwp DescribeVulFixStatus --FixId 1 --region ap-guangzhou \\
+    console = Console(highlight=False)
+    options = DemoOptions(create_task=not no_task, live_view=not no_tui and sys.stdout.isatty())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(settings, hints, options, console))
+
+
+def _call_lines(endpoint: str, key: dict[str, str], fix_id: int) -> str:
+    return f"""tccli:
+  tccli cwp DescribeVulFixStatus --FixId {fix_id} --region ap-guangzhou \\
     --secretId {key["SecretId"]} --secretKey {key["SecretKey"]} --endpoint http://{endpoint}
 
 Python SDK (pip install tencentcloud-sdk-python-cwp):
@@ -63,13 +80,8 @@ Python SDK (pip install tencentcloud-sdk-python-cwp):
   profile = ClientProfile(httpProfile=HttpProfile(endpoint="{endpoint}", protocol="http"))
   cred = credential.Credential("{key["SecretId"]}", "{key["SecretKey"]}")
   client = cwp_client.CwpClient(cred, "ap-guangzhou", profile)
-  request = models.DescribeVulFixStatusRequest(); request.FixId = 1
-  print(client.DescribeVulFixStatus(request).to_json_string())
-
-Press Ctrl-C to stop.
-""",
-    )
-    run_server(settings)
+  request = models.DescribeVulFixStatusRequest(); request.FixId = {fix_id}
+  print(client.DescribeVulFixStatus(request).to_json_string())"""
 
 
 async def _demo_key(db: str, state: Path) -> dict[str, str]:

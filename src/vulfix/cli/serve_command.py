@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import TextIO
 
 import click
 import uvicorn
@@ -91,11 +93,13 @@ def run_server(settings: Settings) -> None:
     )
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_file: Path | None = None) -> None:
+    """Log lines (and the request log) to stderr, or appended to `log_file`."""
     make_logging_cheap()
-    REQUEST_LOG.stream = sys.stderr
+    stream: TextIO = log_file.open("a", encoding="utf-8") if log_file else sys.stderr
+    REQUEST_LOG.stream = stream
     REQUEST_LOG.enabled = logging.getLevelName(level.upper()) <= logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,0 +1,1 @@
+"""`vulfix demo`: the whole system on the embedded default, with a simulated fleet."""
