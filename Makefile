@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 INTL_SDK := $(VENV)/intl-en-sdk
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+NODE_SDK := tests/node/node_modules/.package-lock.json
 
 .PHONY: demo serve test lint typecheck check bench clean
 
@@ -20,6 +21,10 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install --quiet --target $(INTL_SDK) 'tencentcloud-sdk-python-intl-en>=3.0.1200'
 	touch $@
 
+# The official Node SDK, from the npm registry, for tests/e2e/test_node_sdk.py.
+$(NODE_SDK): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+
 ## demo: set up and run the main job on the embedded default (SQLite, one process)
 demo: $(STAMP)
 	$(BIN)/vulfix demo
@@ -29,7 +34,7 @@ serve: $(STAMP)
 	$(BIN)/vulfix serve
 
 ## test: set up with the test extras and run the whole suite
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(NODE_SDK)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
@@ -48,4 +53,4 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules
