@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
+import sys
 from pathlib import Path
 
 import click
@@ -35,8 +36,8 @@ async def _simulate(
 ) -> FleetSummary:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # Windows event loops
+    if sys.platform != "win32":  # Windows event loops take no signal handlers
+        for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     pools = fleet_http_clients(server, len(hosts), ca_file=ca_file)
     try:
