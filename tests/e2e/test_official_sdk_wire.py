@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -10,8 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.cwp.v20180228 import models
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.common.retry import StandardRetryer
+from tencentcloud.cwp.v20180228 import cwp_client, models
 
 from tests.e2e.conftest import account_id_of, insert_bare_task
 from tests.e2e.processes import ApiKey, ServerProcess
@@ -258,3 +263,37 @@ def test_intl_en_sdk_gets_english_messages_and_the_same_codes(
     for result in results[1:]:
         assert str(result["message"]).isascii(), result
         assert UUID4.fullmatch(str(result["request_id"]))
+
+
+def test_the_sdk_retryer_backs_off_on_request_limit_exceeded_and_succeeds(
+    limited_server: ServerProcess,
+) -> None:
+    import logging
+
+    key = limited_server.create_key("retrying")
+    burst = client(limited_server.endpoint, key)
+    for _ in range(20):
+        with pytest.raises(TencentCloudSDKException):
+            burst.DescribeVulFixStatus(status_request(FixId=987654))
+    attempts: list[str] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            attempts.append(record.getMessage())
+
+    logger = logging.getLogger("vulfix.tests.retryer")
+    logger.addHandler(Recorder())
+    logger.setLevel(logging.DEBUG)
+    retryer = StandardRetryer(max_attempts=3, backoff_fn=lambda n: 1.05, logger=logger)
+    profile = ClientProfile(
+        httpProfile=HttpProfile(endpoint=limited_server.endpoint, protocol="http")
+    )
+    profile.retryer = retryer
+    patient = cwp_client.CwpClient(
+        credential.Credential(key.secret_id, key.secret_key), "ap-guangzhou", profile
+    )
+    # The first attempt lands inside the same second and is refused; the retry gets through to
+    # the business answer (no such task), which the retryer does not retry.
+    error = error_of(lambda: patient.DescribeVulFixStatus(status_request(FixId=987654)))
+    assert error.get_code() == "InvalidParameterValue"
+    assert any("RequestLimitExceeded" in line for line in attempts), attempts
