@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 
 import click
-import platformdirs
 from rich.console import Console
 
 from vulfix.cli.serve_command import configure_logging
 from vulfix.demo.session import DemoOptions, run_demo
-from vulfix.settings import load_settings
+from vulfix.settings import default_data_dir, load_settings
 from vulfix.store.api_keys import ApiKeyStore
 from vulfix.store.database import create_engine
 from vulfix.store.migrate import upgrade
@@ -30,7 +29,7 @@ DEMO_ACCOUNT = "demo"
 
 
 def default_state_dir() -> Path:
-    return Path(platformdirs.user_data_dir("vulfix", appauthor=False)) / "demo"
+    return default_data_dir() / "demo"
 
 
 @click.command("demo")

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from vulfix.fixing.budgets import Budget
 from vulfix.fixing.errors import CannotAutoFix, IncompleteFixItem, InvalidFixRequest
 from vulfix.fixing.statuses import SnapshotStatus
+from vulfix.inventory.can_fix import shown_state
+from vulfix.inventory.records import AutoFixState as State
 
-PENDING_STATES = frozenset({1, 9})  # can fix; fix failed before
-BUSY_OR_DONE_STATES = frozenset({5, 6, 7, 10})  # fixing, fixed, detecting, ignored
-INCAPABLE_STATES = frozenset({0, 2, 3, 4, 11, 12})
-AGENT_OFFLINE = 2
+# IsSupportAutoFix as the caller sees it (pending on an offline host shows 2): spec §3.4.
+BUSY_OR_DONE_STATES = frozenset({State.FIXING, State.FIXED, State.DETECTING, State.IGNORED})
+INCAPABLE_STATES = frozenset(
+    {State.CANNOT_FIX, State.AGENT_OFFLINE, State.NOT_FLAGSHIP, State.MACHINE_TYPE_NOT_ALLOWED,
+     State.LINUX_ONLY, State.WINDOWS_ONLY}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +164,10 @@ def _plan_item(
             f"Vulnerability {vul.vul_id} cannot be fixed with FixMethod {item.fix_method}.",
             f"漏洞 {vul.vul_id} 不支持修复方式 {item.fix_method}。",
         )
+    stored = {q: finding_states.get((hosts[q].host_id, vul.vul_id)) for q in item.quuids}
     states = {
-        q: _effective_state(hosts[q], finding_states.get((hosts[q].host_id, vul.vul_id)))
-        for q in item.quuids
+        q: None if state is None else shown_state(state, hosts[q].agent_online)
+        for q, state in stored.items()
     }
     not_pending = sorted(q for q, s in states.items() if s is None or s in BUSY_OR_DONE_STATES)
     if not_pending:
@@ -199,13 +204,6 @@ def _resolve_vulnerability(item: FixItemRequest, vulnerabilities: Mapping[int, V
             f"补丁 {item.kb_id} 无法唯一确定漏洞，请同时提供 VulId。",
         )
     return owners[0]
-
-
-def _effective_state(host: HostFact, stored: int | None) -> int | None:
-    """The finding's IsSupportAutoFix as the API shows it: pending on an offline host is 2."""
-    if stored in PENDING_STATES and not host.agent_online:
-        return AGENT_OFFLINE
-    return stored
 
 
 def _snapshot_plan(hosts: Sequence[HostFact], save_days: int) -> dict[int, SnapshotStatus]:

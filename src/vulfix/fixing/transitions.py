@@ -6,10 +6,11 @@ from collections.abc import Iterable
 
 from vulfix.fixing.agent_port import Outcome
 from vulfix.fixing.statuses import FIX_TRANSITIONS, SNAPSHOT_TRANSITIONS, FixStatus, SnapshotStatus
+from vulfix.inventory.records import AutoFixState
 
-FINDING_FIXING = 5
-FINDING_FIXED = 6
-FINDING_FAILED = 9
+FINDING_FIXING = int(AutoFixState.FIXING)
+FINDING_FIXED = int(AutoFixState.FIXED)
+FINDING_FAILED = int(AutoFixState.FIX_FAILED)
 
 REASON_SNAPSHOT_FAILED = "not fixed: the snapshot before the fix failed"
 REASON_LEASE_EXPIRED = "agent lost contact: no result within the {seconds:.0f} s lease"

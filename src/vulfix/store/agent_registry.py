@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.agent_port import Enrollment, EnrollmentRefused, HostFacts, HostIdentity
-from vulfix.store.accounts import account_named, check_account_name
+from vulfix.store.accounts import CREATE_ATTEMPTS, account_named, check_account_name
 from vulfix.store.database import write_transaction
 from vulfix.store.fixing_tables import enrollment_tokens
 from vulfix.store.inventory_tables import hosts
@@ -41,7 +41,6 @@ FACT_LIMITS = {
 }
 # A new account's name or a new host's Quuid may collide with a concurrent creator's on
 # PostgreSQL; the transaction is retried (SQLite serialises writers and never collides).
-CREATE_ATTEMPTS = 5
 # Bounds on the in-process caches (entries); past them a cache starts afresh.
 MAX_CACHED = 200_000
 

@@ -4,14 +4,12 @@ task over 10 000 hosts costs a handful of round trips, not one per host."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vulfix.fixing.planning import FixRequest, HostFact, KbFact, TaskPlan, VulFact
+from vulfix.fixing.planning import FixRequest, HostFact, KbFact, PlannedItem, TaskPlan, VulFact
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.transitions import FINDING_FIXING
 from vulfix.store.bulk_rows import insert_rows, stored_time, update_rows
@@ -26,7 +24,6 @@ from vulfix.store.inventory_tables import (
 from vulfix.store.job_queue import ACTIVE_STATES
 from vulfix.store.tables import fix_tasks, to_stored
 
-CHUNK = 500
 SNAPSHOT_COLUMNS = (
     "fix_id", "host_id", "quuid", "host_name", "host_ip", "machine_type", "snapshot_name",
     "snapshot_id", "status", "fail_reason", "retried", "admitted", "modified_at",
@@ -42,11 +39,6 @@ JOB_COLUMNS = (
 # Up to this many hosts, look them up by Quuid; beyond, read the account's hosts once.
 SMALL_REQUEST = 200
 RECENT_SNAPSHOT = timedelta(hours=24)
-
-
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
 
 
 async def load_facts(
@@ -214,7 +206,7 @@ async def write_plan(
     return fix_id, started
 
 
-async def _insert_item(conn: AsyncConnection, fix_id: int, item: Any) -> int:
+async def _insert_item(conn: AsyncConnection, fix_id: int, item: PlannedItem) -> int:
     kb = item.kb
     statement = insert(fix_items).values(
         fix_id=fix_id,

@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
+from vulfix.store.bounded_in import chunks
 from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.record_updates import set_fix_statuses
@@ -98,8 +99,7 @@ async def busy_hosts(conn: AsyncConnection, host_ids: Iterable[int]) -> set[int]
             else set()
         )
     busy: set[int] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for chunk in chunks(ids):
         query = select(jobs.c.host_id).where(
             jobs.c.host_id.in_(chunk), jobs.c.state.in_(ACTIVE_STATES)
         )

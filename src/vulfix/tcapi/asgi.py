@@ -17,7 +17,7 @@ from typing import Any
 from vulfix.tcapi import envelope, observability
 from vulfix.tcapi.authentication import Authenticator
 from vulfix.tcapi.credentials import Caller, Credential
-from vulfix.tcapi.errors import EN_US, ApiError, api_error, normalize_language
+from vulfix.tcapi.errors import ApiError, api_error, normalize_language
 from vulfix.tcapi.flattening import FlatteningError, unflatten
 from vulfix.tcapi.rate_limiting import RateLimiter, RatePolicy
 from vulfix.tcapi.raw_request import (
@@ -289,6 +289,3 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     if too_large:
         raise RequestTooLarge()
     return b"".join(chunks)
-
-
-__all__ = ["EN_US", "TcApiApp", "WireConfig"]
