@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 
@@ -24,6 +25,11 @@ QUEUE_DEPTH = Gauge("vulfix_engine_queue_depth", "Jobs queued or leased, not yet
 JobCounts = Iterable[tuple[str, str, str, int]]
 
 
+class SweepCounts(Protocol):
+    leases_expired: int
+    dispatch_timeouts: int
+
+
 class EngineFigures:
     """Refreshes the job gauges at most every `every` seconds (a GROUP BY over the queue)."""
 
@@ -32,9 +38,9 @@ class EngineFigures:
         self.every = every
         self._last = 0.0
 
-    async def __call__(self, figures: object) -> None:
-        LEASE_EXPIRIES.inc(getattr(figures, "leases_expired", 0))
-        DISPATCH_TIMEOUTS.inc(getattr(figures, "dispatch_timeouts", 0))
+    async def __call__(self, figures: SweepCounts) -> None:
+        LEASE_EXPIRIES.inc(figures.leases_expired)
+        DISPATCH_TIMEOUTS.inc(figures.dispatch_timeouts)
         if time.monotonic() - self._last < self.every:
             return
         self._last = time.monotonic()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import msgspec
@@ -83,7 +83,9 @@ class FixStatusAction:
             ):
                 self._cache.move_to_end(key)
                 return msgspec.Raw(cached.body)
-            status = await task_status(self.reader, caller.account_id, lookup, now)
+            # The task is found: read it by FixId rather than resolving the lookup again.
+            resolved = replace(lookup, fix_id=version[0])
+            status = await task_status(self.reader, caller.account_id, resolved, now)
         body = _encoder.encode(self.render(status))
         self._remember(key, _Answer(version, now, status.ended_at is not None, body))
         return msgspec.Raw(body)
