@@ -76,8 +76,9 @@ def http_client(
 ) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` for the agent API; one may be shared by many `AgentClient`s.
 
-    `ca_file` trusts that CA bundle instead of the system's; `verify` may instead be a ready
-    `ssl.SSLContext` (shared by many clients, it is built once).
+    `ca_file` trusts that CA bundle instead of certifi's (httpx's default, and the official
+    Python clients'); `verify` may instead be a ready `ssl.SSLContext` (shared by many
+    clients, it is built once).
     """
     tls = verify if ca_file is None else ssl.create_default_context(cafile=ca_file)
     limits = httpx.Limits(
@@ -91,6 +92,15 @@ def http_client(
         limits=limits,
         **options,
     )
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -191,6 +201,8 @@ class AgentClient:
                 )
             except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__}: {exc}"
+                if _untrusted_certificate(exc):
+                    break  # the same certificate will fail again: say so now, not in a minute
                 continue
             if response.status_code < 400:
                 return response
@@ -201,7 +213,7 @@ class AgentClient:
                 continue
             raise self._refusal(response)
         raise AgentUnavailable(
-            f"{method} {AGENT_API_PATH}{path} failed {self._retry.attempts} times; last: {failure}"
+            f"{method} {AGENT_API_PATH}{path} failed {attempt + 1} times; last: {failure}"
         )
 
     @staticmethod

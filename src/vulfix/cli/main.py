@@ -6,6 +6,7 @@ import click
 
 from vulfix import __version__
 from vulfix.cli.accounts_commands import accounts_group
+from vulfix.cli.agent_command import agent_command
 from vulfix.cli.config_command import config_command
 from vulfix.cli.db_commands import db_group
 from vulfix.cli.demo_command import demo_command
@@ -31,6 +32,7 @@ cli.add_command(demo_command)
 cli.add_command(import_command)
 cli.add_command(enroll_token_group)
 cli.add_command(simulate_command)
+cli.add_command(agent_command)
 
 
 def main() -> None:
