@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -10,16 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from tests.agent_api.fake_jobs import FakeJobSource
-from tests.agent_api.harness import agent_app, migrated_engine
+from tests.agent_api.harness import agent_app
 from vulfix.agent_api import MemoryJobNotifier
 from vulfix.fixing.clock import ManualClock
 from vulfix.store.agent_registry import SqlHostRegistry
+from vulfix.store.database import create_engine
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with migrated_engine(tmp_path) as engine:
-        yield engine
+async def engine(migrated_db_url: str) -> AsyncIterator[AsyncEngine]:
+    """The registry's database, SQLite and PostgreSQL in turn."""
+    engine = create_engine(migrated_db_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +12,12 @@ from vulfix.fixing.clock import ManualClock
 from vulfix.inventory.validation import load_inventory
 from vulfix.store.database import create_engine
 from vulfix.store.inventory_repository import InventoryStore
-from vulfix.store.migrate import upgrade
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite:///{tmp_path / 'vulfix.db'}"
-    upgrade(url)
-    engine = create_engine(url)
+async def engine(migrated_db_url: str) -> AsyncIterator[AsyncEngine]:
+    """The inventory readers' database, SQLite and PostgreSQL in turn."""
+    engine = create_engine(migrated_db_url)
     yield engine
     await engine.dispose()
 

@@ -1,5 +1,4 @@
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -7,7 +6,7 @@ from tests.fixing.engine_harness import Harness, make_harness
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = await make_harness(tmp_path)
+async def harness(migrated_db_url: str) -> AsyncIterator[Harness]:
+    h = await make_harness(migrated_db_url)
     yield h
     await h.store.engine.dispose()

@@ -1,4 +1,4 @@
-"""An engine on a real SQLite database with a manual clock, for in-process tests.
+"""An engine on a real database (SQLite or PostgreSQL) with a manual clock, for in-process tests.
 
 Inventory rows are written directly; hosts act through the `JobSource` port as agents would.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
@@ -21,7 +20,6 @@ from vulfix.store.database import create_engine, write_transaction
 from vulfix.store.fix_task_reader import SqlTaskReader
 from vulfix.store.fixing_store import SqlFixingStore
 from vulfix.store.inventory_tables import findings, hosts, kb_patches, vulnerabilities
-from vulfix.store.migrate import upgrade
 from vulfix.store.tables import accounts, to_stored
 
 TIMINGS = AgentTimings(lease_seconds=60, offline_after=90, dispatch_timeout=300)
@@ -164,9 +162,8 @@ class Harness:
             return int((await conn.execute(query)).scalar_one())
 
 
-async def make_harness(tmp_path: Path, account: str = "acme") -> Harness:
-    url = f"sqlite:///{tmp_path / 'engine.db'}"
-    upgrade(url)
+async def make_harness(url: str, account: str = "acme") -> Harness:
+    """A harness on the migrated database at `url`."""
     engine = create_engine(url)
     clock = ManualClock()
     woken: list[int] = []

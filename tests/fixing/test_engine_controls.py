@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
-from tests.fixing.engine_harness import Harness
+from tests.fixing.engine_harness import TIMINGS, Harness
 from vulfix.fixing import errors
 from vulfix.fixing.agent_port import JobResult, UnknownJob
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.transitions import REASON_BUDGET, REASON_CANCELLED
+from vulfix.store.database import write_transaction
+from vulfix.store.fixing_tables import fix_records
 
 
 async def fleet(harness: Harness, count: int, *, snapshots: bool = False) -> list[str]:
@@ -169,3 +172,57 @@ async def test_lookup_by_vulnerability_and_host_narrows_lists_and_counts(harness
         await harness.status(vul_id=8, quuid="nobody")
     with pytest.raises(errors.LookupIncomplete):
         await harness.status(quuid="h0")
+
+
+async def test_cancel_hands_a_withdrawn_host_its_work_in_other_tasks(harness: Harness) -> None:
+    quuids = await fleet(harness, 1)
+    await harness.add_vulnerability(8, on=quuids)
+    first = await harness.create([(7, quuids)])
+    second = await harness.create([(8, quuids)])  # h0 is busy: its job waits for the first
+    await harness.store.cancel(harness.account_id, first, harness.clock.now())
+    assert harness.hosts["h0"].host_id in harness.woken[-1:]
+    await harness.drain("h0")
+    assert (await harness.status(fix_id=second)).fix_success_cnt == 1
+
+
+async def test_a_queued_job_whose_record_moved_on_is_withdrawn_at_claim(harness: Harness) -> None:
+    """As when one replica queues a fix while another fails its record (PostgreSQL)."""
+    quuids = await fleet(harness, 1)
+    await harness.add_vulnerability(8, on=quuids)
+    fix_id = await harness.create([(7, quuids), (8, quuids)])
+    status = await harness.status(fix_id=fix_id)
+    queued_for = min(r.id for r in status.view.fix_records)
+    async with write_transaction(harness.store.engine) as conn:
+        await conn.execute(
+            update(fix_records)
+            .where(fix_records.c.id == queued_for)
+            .values(status=int(FixStatus.FAILED), fail_reason="moved on")
+        )
+    harness.woken.clear()
+
+    assert await harness.poll("h0") is None
+    assert harness.woken == [harness.hosts["h0"].host_id]  # its long poll comes back at once
+    job = await harness.poll("h0")
+    assert job is not None and job.work.vul_id == 8  # type: ignore[union-attr]
+    await harness.finish("h0")
+    figures = await harness.status(fix_id=fix_id)
+    assert [r.status for r in figures.view.fix_records] == [FixStatus.FAILED, FixStatus.FIXED]
+
+
+async def test_the_dispatch_timeout_skips_a_record_that_moved_on(harness: Harness) -> None:
+    quuids = await fleet(harness, 1)
+    fix_id = await harness.create([(7, quuids)])
+    (record,) = (await harness.status(fix_id=fix_id)).view.fix_records
+    async with write_transaction(harness.store.engine) as conn:
+        await conn.execute(
+            update(fix_records)
+            .where(fix_records.c.id == record.id)
+            .values(status=int(FixStatus.FAILED), fail_reason="moved on")
+        )
+    harness.clock.advance(TIMINGS.dispatch_timeout + 1)
+
+    figures = await harness.store.sweep(harness.clock.now())
+
+    assert figures.dispatch_timeouts == 1
+    (after,) = (await harness.status(fix_id=fix_id)).view.fix_records
+    assert (after.status, after.fail_reason) == (FixStatus.FAILED, "moved on")

@@ -29,7 +29,16 @@ def cipher(settings: Settings) -> SecretCipher:
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+async def engine(migrated_db_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a migrated database, SQLite and PostgreSQL in turn."""
+    engine = create_engine(migrated_db_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """For tests of SQLite itself (its file, locks and pragmas)."""
     upgrade(db_url)
     engine = create_engine(db_url)
     yield engine

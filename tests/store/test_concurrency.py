@@ -1,4 +1,5 @@
-"""Several engines on one SQLite file behave like several processes (the server and the CLI)."""
+"""Several engines on one database behave like several processes (the server and the CLI on
+one SQLite file, or replicas on one PostgreSQL), starting with a database nobody migrated."""
 
 from __future__ import annotations
 
@@ -6,19 +7,24 @@ import asyncio
 import threading
 from pathlib import Path
 
-from vulfix.settings import Settings
+import pytest
+from cryptography.fernet import Fernet
+
 from vulfix.store.api_keys import ApiKeyStore, NewKey
 from vulfix.store.database import create_engine
 from vulfix.store.migrate import current_revision, head_revision, upgrade
-from vulfix.store.secret_cipher import SecretCipher, load_master_key
+from vulfix.store.secret_cipher import SecretCipher
 
 WRITERS = 8
 KEYS_EACH = 5
+# Given, not loaded: a PostgreSQL URL would put the key file in the user's data directory.
+MASTER_KEY = Fernet.generate_key()
 
 
 def _run_writers(url: str, account_of: list[str]) -> list[NewKey]:
-    cipher = SecretCipher(load_master_key(Settings(db=url)))
-    start = threading.Barrier(len(account_of))
+    cipher = SecretCipher(MASTER_KEY)
+    # A writer that fails before the barrier breaks it instead of leaving the others waiting.
+    start = threading.Barrier(len(account_of), timeout=60)
     created: list[NewKey] = []
     failures: list[BaseException] = []
 
@@ -51,14 +57,21 @@ def _run_writers(url: str, account_of: list[str]) -> list[NewKey]:
 async def _listed(url: str) -> list[str]:
     engine = create_engine(url)
     try:
-        store = ApiKeyStore(engine, SecretCipher(load_master_key(Settings(db=url))))
+        store = ApiKeyStore(engine, SecretCipher(MASTER_KEY))
         return [key.secret_id for key in await store.list_keys()]
     finally:
         await engine.dispose()
 
 
-async def test_concurrent_writers_on_a_fresh_database_all_succeed(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'vulfix.db'}"
+@pytest.fixture
+def unmigrated_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'vulfix.db'}"
+    return str(request.getfixturevalue("empty_postgres_url"))
+
+
+async def test_concurrent_writers_on_a_fresh_database_all_succeed(unmigrated_url: str) -> None:
+    url = unmigrated_url
     accounts = [f"account{n}" for n in range(WRITERS)]
 
     created = await asyncio.to_thread(_run_writers, url, accounts)
@@ -70,8 +83,8 @@ async def test_concurrent_writers_on_a_fresh_database_all_succeed(tmp_path: Path
     assert sorted(app_ids.values()) == list(range(1_250_000_001, 1_250_000_001 + WRITERS))
 
 
-async def test_concurrent_first_keys_of_one_account_create_it_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'vulfix.db'}"
+async def test_concurrent_first_keys_of_one_account_create_it_once(unmigrated_url: str) -> None:
+    url = unmigrated_url
 
     created = await asyncio.to_thread(_run_writers, url, ["shared"] * WRITERS)
 

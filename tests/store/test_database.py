@@ -84,7 +84,10 @@ def _try_to_take_write_lock(path: Path) -> bool:
         other.close()
 
 
-async def test_write_transaction_holds_the_write_lock_before_writing(engine: AsyncEngine) -> None:
+async def test_write_transaction_holds_the_write_lock_before_writing(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    engine = sqlite_engine
     path = sqlite_path(str(engine.url))
     assert path is not None
     async with write_transaction(engine) as conn:
@@ -93,7 +96,8 @@ async def test_write_transaction_holds_the_write_lock_before_writing(engine: Asy
     assert _try_to_take_write_lock(path)
 
 
-async def test_read_transaction_leaves_writers_free(engine: AsyncEngine) -> None:
+async def test_read_transaction_leaves_writers_free(sqlite_engine: AsyncEngine) -> None:
+    engine = sqlite_engine
     path = sqlite_path(str(engine.url))
     assert path is not None
     async with read_transaction(engine) as conn:
@@ -123,4 +127,4 @@ async def test_foreign_keys_are_enforced_and_surface_as_storage_unavailable(
                 text("INSERT INTO fix_tasks (account_id, created_at) VALUES (42, '2024-01-01')")
             )
     assert isinstance(caught.value.__cause__, IntegrityError)
-    assert "FOREIGN KEY" in str(caught.value.__cause__)
+    assert "foreign key" in str(caught.value.__cause__).lower()

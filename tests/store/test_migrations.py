@@ -5,6 +5,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from vulfix.store.database import create_blocking_engine
 from vulfix.store.migrate import current_revision, head_revision, upgrade
@@ -76,3 +77,35 @@ def test_fix_ids_are_never_reused_after_deleting_the_newest(tmp_path: Path) -> N
         conn.execute("DELETE FROM fix_tasks WHERE fix_id = ?", (first,))
         second = conn.execute(insert).lastrowid
     assert first is not None and second is not None and second > first
+
+
+def test_postgresql_upgrade_builds_exactly_the_schema_in_tables(empty_postgres_url: str) -> None:
+    assert current_revision(empty_postgres_url) is None
+    upgrade(empty_postgres_url)
+    upgrade(empty_postgres_url)  # already current: nothing to do
+    assert current_revision(empty_postgres_url) == head_revision()
+    engine = create_blocking_engine(empty_postgres_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_fix_ids_come_from_a_sequence_and_are_never_reused(postgres_url: str) -> None:
+    engine = create_blocking_engine(postgres_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO accounts (name, app_id, created_at) VALUES ('a', 1, now())")
+            )
+            insert = text(
+                "INSERT INTO fix_tasks (account_id, created_at) VALUES (1, now()) RETURNING fix_id"
+            )
+            first = conn.execute(insert).scalar_one()
+            conn.execute(text("DELETE FROM fix_tasks WHERE fix_id = :id"), {"id": first})
+            second = conn.execute(insert).scalar_one()
+    finally:
+        engine.dispose()
+    assert second > first

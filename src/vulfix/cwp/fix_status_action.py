@@ -20,7 +20,7 @@ from vulfix.cwp.fix_status import (
 from vulfix.cwp.quuids import check_quuid
 from vulfix.fixing.clock import Clock
 from vulfix.fixing.task_status import TaskLookup, TaskReader, check_lookup, not_found, task_status
-from vulfix.fixing.task_view import TaskFigures
+from vulfix.fixing.task_view import TaskFigures, retry_window_closes_at
 from vulfix.tcapi import Caller, api_error
 
 _encoder = msgspec.json.Encoder()
@@ -29,15 +29,18 @@ _encoder = msgspec.json.Encoder()
 @dataclass(frozen=True, slots=True)
 class _Answer:
     version: tuple[int, int]
-    computed_at: datetime
-    finished: bool
+    # Figures that move with time alone expire the answer: a running task's RemainingTime
+    # (recomputed every `running_ttl`), a finished one's IsAllowRetry (when the retry window
+    # of its newest failure closes). None: valid until the version changes.
+    valid_until: datetime | None
     body: bytes
 
 
 class FixStatusAction:
     """Answers from a cache of encoded bodies keyed by the lookup and valid while the task's
-    (FixId, version) is unchanged; a running task is also recomputed every `running_ttl`
-    seconds because its RemainingTime moves with time. Bounded by total bytes."""
+    (FixId, version) is unchanged. The version is bumped in the same transaction as every
+    record change, so a replica never answers from a cache older than the database, whichever
+    replica made the change. Bounded by total bytes."""
 
     def __init__(
         self,
@@ -79,7 +82,7 @@ class FixStatusAction:
             if (
                 cached
                 and cached.version == version
-                and (cached.finished or now - cached.computed_at < self.running_ttl)
+                and (cached.valid_until is None or now < cached.valid_until)
             ):
                 self._cache.move_to_end(key)
                 return msgspec.Raw(cached.body)
@@ -87,8 +90,13 @@ class FixStatusAction:
             resolved = replace(lookup, fix_id=version[0])
             status = await task_status(self.reader, caller.account_id, resolved, now)
         body = _encoder.encode(self.render(status))
-        self._remember(key, _Answer(version, now, status.ended_at is not None, body))
+        self._remember(key, _Answer(version, self._valid_until(status, now), body))
         return msgspec.Raw(body)
+
+    def _valid_until(self, status: TaskFigures, now: datetime) -> datetime | None:
+        if status.ended_at is None:
+            return now + self.running_ttl
+        return retry_window_closes_at(status.view) if status.is_allow_retry else None
 
     def _remember(self, key: tuple[int, TaskLookup], answer: _Answer) -> None:
         old = self._cache.pop(key, None)

@@ -204,8 +204,13 @@ def remaining_seconds(view: TaskView, now: datetime, estimates: DurationEstimate
 
 
 def _retry_allowed(view: TaskView, now: datetime) -> bool:
-    horizon = now - RETRY_WINDOW
-    return any(
-        s.status == SnapshotStatus.FAILED and s.modified_at >= horizon
-        for s in view.snapshot_records
-    ) or any(r.status == FixStatus.FAILED and r.modified_at >= horizon for r in view.fix_records)
+    closes_at = retry_window_closes_at(view)
+    return closes_at is not None and now <= closes_at
+
+
+def retry_window_closes_at(view: TaskView) -> datetime | None:
+    """When IsAllowRetry turns 0 with no change to the records: the newest failure that may
+    be retried leaves the retry window. None without such a failure."""
+    failed = [s.modified_at for s in view.snapshot_records if s.status == SnapshotStatus.FAILED]
+    failed += [r.modified_at for r in view.fix_records if r.status == FixStatus.FAILED]
+    return max(failed) + RETRY_WINDOW if failed else None

@@ -6,17 +6,23 @@ enrolment, inventory import).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vulfix.fixing.errors import StorageUnavailable
+from vulfix.store.row_locks import serialise_account_creation
 from vulfix.store.tables import FIRST_APP_ID, accounts, utc_now
 
 MAX_ACCOUNT_NAME = 64
-# Concurrent creators on PostgreSQL may collide on a new account's name or AppId; SQLite
-# writers are serialised by BEGIN IMMEDIATE and never get here twice.
+# Concurrent writers on PostgreSQL may still collide on a unique key (two agents enrolling
+# one new Quuid); SQLite writers are serialised by BEGIN IMMEDIATE and never collide.
 CREATE_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 class InvalidAccountNameError(ValueError):
@@ -51,10 +57,14 @@ async def _find_by_name(conn: AsyncConnection, name: str) -> AccountRef | None:
 async def account_named(conn: AsyncConnection, name: str) -> AccountRef:
     """The named account, created if missing (the caller has checked the name).
 
-    Two creators racing on PostgreSQL may both insert; the loser gets an IntegrityError and
-    its caller retries its transaction (up to CREATE_ATTEMPTS times).
+    On PostgreSQL creators take turns (`serialise_account_creation`), so two replicas
+    creating accounts at once never both pick the next AppId nor both insert one name.
     """
     found = await _find_by_name(conn, name)
+    if found is not None:
+        return found
+    await serialise_account_creation(conn)
+    found = await _find_by_name(conn, name)  # created while this transaction waited
     if found is not None:
         return found
     # AppIds count up from FIRST_APP_ID in creation order.
@@ -82,3 +92,15 @@ async def account_with_id(conn: AsyncConnection, account_id: int) -> AccountRef:
     if row is None:
         raise UnknownAccountError(f"no account with id {account_id}")
     return AccountRef(int(row.id), int(row.app_id))
+
+
+async def retry_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Runs the transaction `attempt`, again when a concurrent writer took a unique key
+    first: the next try sees that writer's row. Other failures pass through."""
+    for _ in range(CREATE_ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except StorageUnavailable as error:
+            if not isinstance(error.__cause__, IntegrityError):
+                raise
+    return await attempt()

@@ -14,11 +14,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.agent_port import Enrollment, EnrollmentRefused, HostFacts, HostIdentity
-from vulfix.store.accounts import CREATE_ATTEMPTS, account_named, check_account_name
+from vulfix.store.accounts import account_named, check_account_name, retry_on_conflict
 from vulfix.store.database import write_transaction
 from vulfix.store.fixing_tables import enrollment_tokens
 from vulfix.store.inventory_tables import hosts
@@ -39,8 +38,6 @@ FACT_LIMITS = {
     "machine_type": 16,
     "instance_id": 128,
 }
-# A new account's name or a new host's Quuid may collide with a concurrent creator's on
-# PostgreSQL; the transaction is retried (SQLite serialises writers and never collides).
 # Bounds on the in-process caches (entries); past them a cache starts afresh.
 MAX_CACHED = 200_000
 
@@ -101,13 +98,9 @@ class SqlHostRegistry:
         if ttl <= timedelta(0):
             raise ValueError("an enrolment token needs a positive lifetime")
         token = ENROLL_TOKEN_PREFIX + secrets.token_urlsafe(32)
-        for _ in range(CREATE_ATTEMPTS - 1):
-            try:
-                await self._insert_enrollment_token(account_name, token, ttl, now)
-                return token
-            except IntegrityError:
-                continue
-        await self._insert_enrollment_token(account_name, token, ttl, now)
+        await retry_on_conflict(
+            lambda: self._insert_enrollment_token(account_name, token, ttl, now)
+        )
         return token
 
     async def _insert_enrollment_token(
@@ -139,13 +132,8 @@ class SqlHostRegistry:
         _check_facts(facts)
         if len(token) > MAX_TOKEN_LENGTH:
             raise EnrollmentRefused("unknown enrolment token")
-        for _ in range(CREATE_ATTEMPTS - 1):
-            try:
-                return await self._enroll_once(token, facts, now)
-            except IntegrityError:
-                # Two agents created the same Quuid at once (PostgreSQL): the next try claims it.
-                continue
-        return await self._enroll_once(token, facts, now)
+        # Two agents creating one Quuid at once (PostgreSQL): the next try claims it.
+        return await retry_on_conflict(lambda: self._enroll_once(token, facts, now))
 
     async def _enroll_once(self, token: str, facts: HostFacts, now: datetime) -> Enrollment:
         host_token = HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)

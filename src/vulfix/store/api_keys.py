@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Literal, cast
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vulfix.store.accounts import CREATE_ATTEMPTS, account_named, check_account_name
 from vulfix.store.accounts import InvalidAccountNameError as InvalidAccountNameError
+from vulfix.store.accounts import account_named, check_account_name, retry_on_conflict
 from vulfix.store.database import write_transaction
 from vulfix.store.secret_cipher import SecretCipher
 from vulfix.store.tables import KEY_DISABLED, KEY_ENABLED, accounts, api_keys, as_utc, utc_now
@@ -26,8 +25,6 @@ KeyStatus = Literal["enabled", "disabled"]
 
 ALPHANUMERICS = string.ascii_letters + string.digits
 SECRET_ID_PREFIX = "AKID"  # noqa: S105 (a public prefix, not a secret)
-# Concurrent creators on PostgreSQL may collide on a new account's name or AppId; SQLite
-# writers are serialised by BEGIN IMMEDIATE and never get here twice.
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +80,9 @@ class ApiKeyStore:
         check_account_name(account_name)
         secret_key = _random_alphanumerics(32)
         sealed = self._cipher.encrypt(secret_key)
-        for _ in range(CREATE_ATTEMPTS - 1):
-            try:
-                return await self._insert_key(
-                    account_name, read_only, secret_key, sealed, allowed_actions
-                )
-            except IntegrityError:
-                continue
-        return await self._insert_key(account_name, read_only, secret_key, sealed, allowed_actions)
+        return await retry_on_conflict(
+            lambda: self._insert_key(account_name, read_only, secret_key, sealed, allowed_actions)
+        )
 
     async def _insert_key(
         self,

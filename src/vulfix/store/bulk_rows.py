@@ -18,6 +18,12 @@ def stored_time(moment: datetime) -> str:
     return moment.isoformat(sep=" ", timespec="microseconds")
 
 
+def bulk_time(conn: AsyncConnection, moment: datetime) -> str | datetime:
+    """A naive-UTC time as the rows of `insert_rows` and `update_rows` carry it: the text
+    SQLite's fast path writes as is, or the datetime SQLAlchemy hands asyncpg."""
+    return stored_time(moment) if conn.dialect.name == "sqlite" else moment
+
+
 async def insert_rows(
     conn: AsyncConnection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:

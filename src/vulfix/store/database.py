@@ -10,6 +10,7 @@ committed, and SQLite then fails it at once ("database is locked") without waiti
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -99,7 +100,9 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA journal_mode")
+            if cursor.fetchone()[0] != "wal":
+                _switch_to_wal(cursor)
             cursor.execute("PRAGMA foreign_keys = ON")
             # Safe with WAL: a power loss may drop the last commits, never corrupt the file.
             cursor.execute("PRAGMA synchronous = NORMAL")
@@ -110,6 +113,20 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(BEGIN_MODE_OPTION, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Once per new file. Processes opening a new file at once race to switch it, and SQLite
+    answers the losers "database is locked" at once, busy timeout or not: they try again."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _missing_driver(url: str, exc: ImportError) -> UnsupportedDatabaseError:
@@ -165,10 +182,20 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
 
 @asynccontextmanager
 async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A read-only transaction: one consistent snapshot, no write lock."""
+    """A read-only transaction: one consistent snapshot, no write lock.
+
+    SQLite gives a deferred transaction one snapshot from its first read; PostgreSQL's default
+    READ COMMITTED would give each statement its own, so a task read in several statements
+    could mix records from before and after another replica's commit. REPEATABLE READ READ
+    ONLY is one snapshot and never fails for serialisation (asyncpg sets it in its BEGIN)."""
     with storage_errors():
-        async with engine.connect() as conn, conn.begin():
-            yield conn
+        async with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            async with conn.begin():
+                yield conn
 
 
 @contextmanager

@@ -19,10 +19,13 @@ from vulfix.fixing.task_view import RETRY_WINDOW
 from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import hosts, machine_snapshots
 from vulfix.store.record_updates import set_fix_statuses, set_snapshot_status
+from vulfix.store.row_locks import lock_task
 from vulfix.store.tables import as_utc, fix_tasks, to_stored
 
 
 async def _task(conn: AsyncConnection, account_id: int, fix_id: int) -> object:
+    """The caller's task, locked for the rest of the transaction (`row_locks`)."""
+    await lock_task(conn, fix_id)
     task = (
         await conn.execute(
             select(fix_tasks.c.fix_id, fix_tasks.c.cancelled_at).where(
@@ -179,18 +182,21 @@ async def retry_fix(
     return host_id
 
 
-async def cancel(conn: AsyncConnection, account_id: int, fix_id: int, now: datetime) -> None:
+async def cancel(conn: AsyncConnection, account_id: int, fix_id: int, now: datetime) -> list[int]:
     """Stops what has not started: pending snapshots fail, waiting fixes fail, queued jobs are
-    withdrawn. Jobs already running finish and report (a package upgrade is not interrupted)."""
+    withdrawn. Jobs already running finish and report (a package upgrade is not interrupted).
+    Returns the hosts whose queued job was withdrawn: they may have work in other tasks."""
     await _task(conn, account_id, fix_id)
     await conn.execute(
         update(fix_tasks).where(fix_tasks.c.fix_id == fix_id).values(cancelled_at=to_stored(now))
     )
-    await conn.execute(
+    withdraw = (
         update(jobs)
         .where(jobs.c.fix_id == fix_id, jobs.c.state == "queued")
         .values(state="cancelled", outcome="cancelled", finished_at=to_stored(now))
+        .returning(jobs.c.host_id)
     )
+    withdrawn = [int(h) for h in (await conn.execute(withdraw)).scalars()]
     running = select(jobs.c.snapshot_record_id).where(
         jobs.c.fix_id == fix_id, jobs.c.state == "leased", jobs.c.snapshot_record_id.is_not(None)
     )
@@ -213,6 +219,7 @@ async def cancel(conn: AsyncConnection, account_id: int, fix_id: int, now: datet
         transitions.REASON_CANCELLED,
         now,
     )
+    return withdrawn
 
 
 async def host_log(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vulfix.fixing.planning import FixRequest, HostFact, KbFact, PlannedItem, TaskPlan, VulFact
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.transitions import FINDING_FIXING
-from vulfix.store.bulk_rows import insert_rows, stored_time, update_rows
+from vulfix.store.bulk_rows import bulk_time, insert_rows, update_rows
 from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import (
     findings,
@@ -22,6 +22,7 @@ from vulfix.store.inventory_tables import (
     vulnerabilities,
 )
 from vulfix.store.job_queue import ACTIVE_STATES
+from vulfix.store.row_locks import lock_hosts
 from vulfix.store.tables import fix_tasks, to_stored
 
 SNAPSHOT_COLUMNS = (
@@ -146,7 +147,7 @@ async def write_plan(
     )
     window = plan.max_concurrency.concurrency(len(plan.hosts))
     admitted = {h.host_id for h in plan.hosts[:window]}
-    text_stamp = stored_time(stamp)
+    text_stamp = bulk_time(conn, stamp)
     await insert_rows(
         conn,
         snapshot_records,
@@ -225,6 +226,7 @@ async def _queue_first_jobs(
     conn: AsyncConnection, account_id: int, fix_id: int, admitted: list[int], stamp: datetime
 ) -> list[int]:
     """A new task's admitted hosts that are idle start now: a snapshot, or their first fix."""
+    await lock_hosts(conn, admitted)
     active = select(jobs.c.host_id).where(
         jobs.c.account_id == account_id, jobs.c.state.in_(ACTIVE_STATES)
     )
@@ -242,7 +244,7 @@ async def _queue_first_jobs(
         .group_by(fix_records.c.host_id)
     )
     first_fix = {int(r.host_id): int(r.record_id) for r in await conn.execute(first_fix_query)}
-    text_stamp = stored_time(stamp)
+    text_stamp = bulk_time(conn, stamp)
     rows = [
         (
             account_id,

@@ -27,6 +27,7 @@ from vulfix.store import (
     job_reports,
 )
 from vulfix.store.database import read_transaction, write_transaction
+from vulfix.store.row_locks import lock_account
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +55,11 @@ class SqlFixingStore:
     async def create_task(
         self, account_id: int, request: FixRequest, planner: Planner, now: datetime
     ) -> int:
-        """Loads the facts, plans (the domain's `planner`) and writes, in one write transaction,
-        so two requests can never both claim the same pending finding."""
+        """Loads the facts, plans (the domain's `planner`) and writes, in one write transaction
+        holding the account's lock, so two requests (on any replicas) can never both claim the
+        same pending finding."""
         async with write_transaction(self.engine) as conn:
+            await lock_account(conn, account_id)
             await change_freeze.refuse_if_frozen(conn, account_id)
             facts = await fix_task_writer.load_facts(
                 conn, account_id, request, now, self._offline_after
@@ -94,7 +97,9 @@ class SqlFixingStore:
 
     async def cancel(self, account_id: int, fix_id: int, now: datetime) -> None:
         async with write_transaction(self.engine) as conn:
-            await fix_task_controls.cancel(conn, account_id, fix_id, now)
+            withdrawn = await fix_task_controls.cancel(conn, account_id, fix_id, now)
+            woken = await engine_sweeps.settle(conn, account_id, [], withdrawn, now)
+        self.notify(woken)
 
     async def host_log(self, account_id: int, fix_id: int, quuid: str, vul_id: int) -> HostLog:
         async with read_transaction(self.engine) as conn:
@@ -104,10 +109,15 @@ class SqlFixingStore:
 
     async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
         async with write_transaction(self.engine) as conn:
-            job_id = await job_queue.claim(conn, host.host_id, self._lease, now)
-            if job_id is None:
-                return None
-            return await job_reports.assignment(conn, job_id, self.timings.lease_seconds)
+            job_id, woken = await job_queue.claim(conn, host.host_id, self._lease, now)
+            assignment = (
+                None
+                if job_id is None
+                else await job_reports.assignment(conn, job_id, self.timings.lease_seconds)
+            )
+        if woken:  # a stale job was replaced: the host's long poll picks the new one up
+            self.notify(woken)
+        return assignment
 
     async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool:
         async with write_transaction(self.engine) as conn:

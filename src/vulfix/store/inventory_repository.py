@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.inventory.records import (
@@ -27,15 +26,20 @@ from vulfix.inventory.records import (
 )
 from vulfix.inventory.validation import check_references
 from vulfix.store.accounts import (
-    CREATE_ATTEMPTS,
     account_named,
     account_with_id,
     check_account_name,
+    retry_on_conflict,
 )
 from vulfix.store.bounded_in import chunks
 from vulfix.store.database import write_transaction
 from vulfix.store.inventory_tables import findings, hosts, kb_patches, vulnerabilities
+from vulfix.store.row_locks import lock_account
 from vulfix.store.tables import to_stored
+
+# Past this many keys, one account-wide read filtered here beats IN lists chunk by chunk:
+# PostgreSQL tests a list of bound parameters against each row in turn (10 000 hosts: 2 s).
+SMALL_LOOKUP = 200
 
 
 async def update_each(
@@ -116,8 +120,13 @@ class _Import:
         )
 
     async def host_ids(self, quuids: Iterable[str]) -> dict[str, int]:
+        wanted = list(quuids)
+        if len(wanted) > SMALL_LOOKUP:
+            keep = set(wanted)
+            query = select(hosts.c.quuid, hosts.c.id).where(hosts.c.account_id == self.account_id)
+            return {r.quuid: int(r.id) for r in await self.conn.execute(query) if r.quuid in keep}
         found: dict[str, int] = {}
-        for chunk in chunks(list(quuids)):
+        for chunk in chunks(wanted):
             query = select(hosts.c.quuid, hosts.c.id).where(
                 hosts.c.account_id == self.account_id, hosts.c.quuid.in_(chunk)
             )
@@ -226,10 +235,15 @@ class _Import:
     ) -> tuple[int, int, int]:
         """(inserted, updated, kept in an engine-owned state)."""
         stored: dict[tuple[int, int], int] = {}
-        for chunk in chunks(sorted({host_ids[f.quuid] for f in entries})):
-            query = select(findings.c.host_id, findings.c.vul_id, findings.c.state).where(
-                findings.c.account_id == self.account_id, findings.c.host_id.in_(chunk)
-            )
+        named = sorted({host_ids[f.quuid] for f in entries})
+        columns = (findings.c.host_id, findings.c.vul_id, findings.c.state)
+        mine = findings.c.account_id == self.account_id
+        queries = (
+            [select(*columns).where(mine)]
+            if len(named) > SMALL_LOOKUP
+            else [select(*columns).where(mine, findings.c.host_id.in_(c)) for c in chunks(named)]
+        )
+        for query in queries:
             for row in await self.conn.execute(query):
                 stored[(int(row.host_id), int(row.vul_id))] = int(row.state)
         new: list[dict[str, Any]] = []
@@ -267,12 +281,7 @@ class InventoryStore:
             check_account_name(account)
         # A concurrent import or account creation (PostgreSQL) can collide on a unique key;
         # the retry then finds those rows and updates them instead.
-        for _ in range(CREATE_ATTEMPTS - 1):
-            try:
-                return await self._import_once(account, inventory, now)
-            except IntegrityError:
-                continue
-        return await self._import_once(account, inventory, now)
+        return await retry_on_conflict(lambda: self._import_once(account, inventory, now))
 
     async def _import_once(
         self, account: str | int, inventory: Inventory, now: datetime
@@ -282,4 +291,6 @@ class InventoryStore:
                 account_id = (await account_named(conn, account)).id
             else:
                 account_id = (await account_with_id(conn, account)).id
+            # Findings a concurrent CreateVulFix claims are never overwritten (`row_locks`).
+            await lock_account(conn, account_id)
             return await _Import(conn, account_id, to_stored(now)).run(inventory)

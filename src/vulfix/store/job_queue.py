@@ -2,7 +2,9 @@
 
 A host's next job is its oldest pending snapshot in an admitted task, else its oldest
 waiting fix whose snapshot cleared the way, else a snapshot whose retention ran out. Claims
-are guarded updates (`... WHERE state = 'queued'`), so no job is ever leased twice.
+are guarded updates (`... WHERE state = 'queued'`), so no job is ever leased twice. Hosts are
+locked before they are scheduled and tasks before their jobs are leased (`row_locks`), so
+replicas sharing PostgreSQL decide as SQLite's one writer at a time would.
 
 The statements of this hot path are built once, with bound parameters: building a
 statement per call cost SQLAlchemy 2.5 times what executing it did.
@@ -21,12 +23,22 @@ from vulfix.store.bounded_in import chunks
 from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.record_updates import set_fix_statuses
+from vulfix.store.row_locks import lock_hosts, lock_task
 from vulfix.store.tables import to_stored
 
 ACTIVE_STATES = ("queued", "leased")
 
 _HOST_ACTIVE_JOB = (
-    select(jobs.c.job_id, jobs.c.state, jobs.c.fix_record_id)
+    select(
+        jobs.c.job_id,
+        jobs.c.account_id,
+        jobs.c.state,
+        jobs.c.kind,
+        jobs.c.fix_id,
+        jobs.c.snapshot_record_id,
+        jobs.c.fix_record_id,
+        jobs.c.machine_snapshot_id,
+    )
     .where(jobs.c.host_id == bindparam("host_id"), jobs.c.state.in_(ACTIVE_STATES))
     .order_by(jobs.c.job_id)
     .limit(1)
@@ -79,6 +91,18 @@ _LEASE = (
     .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "queued")
     .values(state="leased", leased_at=bindparam("now"), lease_expires_at=bindparam("expires"))
 )
+_WITHDRAW = (
+    update(jobs)
+    .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "queued")
+    .values(state="cancelled", outcome="cancelled", finished_at=bindparam("now"))
+)
+_FIX_STATUS = select(fix_records.c.status).where(fix_records.c.id == bindparam("record_id"))
+_SNAPSHOT_STATUS = select(snapshot_records.c.status).where(
+    snapshot_records.c.id == bindparam("record_id")
+)
+_SNAPSHOT_DELETED = select(machine_snapshots.c.deleted_at).where(
+    machine_snapshots.c.id == bindparam("record_id")
+)
 _EXTEND_LEASE = (
     update(jobs)
     .where(
@@ -112,6 +136,9 @@ async def schedule_hosts(
 ) -> list[int]:
     """Queues the next job of every idle host given; returns the hosts that got one."""
     ids = sorted(set(host_ids))
+    if not ids:
+        return []
+    await lock_hosts(conn, ids)
     busy = await busy_hosts(conn, ids)
     queued: list[dict[str, object]] = []
     for host_id in ids:
@@ -153,25 +180,53 @@ async def _next_job_row(
     return None
 
 
-async def claim(conn: AsyncConnection, host_id: int, lease: timedelta, now: datetime) -> int | None:
-    """The host's leased job (lease renewed), or its queued job now leased; None if idle."""
+async def claim(
+    conn: AsyncConnection, host_id: int, lease: timedelta, now: datetime
+) -> tuple[int | None, list[int]]:
+    """(the host's leased job (lease renewed), or its queued job now leased, or None if idle;
+    hosts given a new job because the queued one was stale)."""
     row = (await conn.execute(_HOST_ACTIVE_JOB, {"host_id": host_id})).first()
     if row is None:
-        return None
+        return None, []
     expires = to_stored(now + lease)
     if row.state == "leased":
-        await conn.execute(_RENEW_LEASE, {"target_job": row.job_id, "expires": expires})
-        return int(row.job_id)
+        renewed = await conn.execute(_RENEW_LEASE, {"target_job": row.job_id, "expires": expires})
+        # Zero rows: a sweep on another replica expired it a moment ago.
+        return (int(row.job_id) if renewed.rowcount == 1 else None), []
+    if row.fix_id is not None:
+        await lock_task(conn, int(row.fix_id))
+    record_id = row.fix_record_id if row.kind == "fix" else row.snapshot_record_id
+    if not await _still_runnable(conn, row.kind, record_id, row.machine_snapshot_id):
+        # Queued by one replica while another failed or cancelled its record (PostgreSQL):
+        # withdraw it and queue what the host should run instead.
+        withdrawn = await conn.execute(_WITHDRAW, {"target_job": row.job_id, "now": to_stored(now)})
+        if withdrawn.rowcount != 1:
+            return None, []
+        return None, await schedule_hosts(conn, int(row.account_id), [host_id], now)
     result = await conn.execute(
         _LEASE, {"target_job": row.job_id, "now": to_stored(now), "expires": expires}
     )
     if result.rowcount != 1:
-        return None  # another replica claimed it first
+        return None, []  # another poll of this host, or a cancel, took it first
     if row.fix_record_id is not None:
         await set_fix_statuses(
             conn, [int(row.fix_record_id)], FixStatus.DISPATCHED, "", now, dispatched=True
         )
-    return int(row.job_id)
+    return int(row.job_id), []
+
+
+async def _still_runnable(
+    conn: AsyncConnection, kind: str, record_id: int | None, snapshot_row: int | None
+) -> bool:
+    """The queued job's record still waits for it (read under the task's lock)."""
+    if kind == "fix":
+        status = await conn.scalar(_FIX_STATUS, {"record_id": record_id})
+        return status == int(FixStatus.WAITING)
+    if kind == "snapshot":
+        status = await conn.scalar(_SNAPSHOT_STATUS, {"record_id": record_id})
+        return status == int(SnapshotStatus.PENDING)
+    found = (await conn.execute(_SNAPSHOT_DELETED, {"record_id": snapshot_row})).first()
+    return found is not None and found.deleted_at is None
 
 
 async def extend_lease(

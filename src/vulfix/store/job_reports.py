@@ -27,6 +27,7 @@ from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
 from vulfix.store.record_updates import fail_snapshot, set_fix_statuses, set_snapshot_status
+from vulfix.store.row_locks import is_serialised, lock_task
 from vulfix.store.tables import fix_tasks, to_stored
 
 _ALNUM = string.ascii_lowercase + string.digits
@@ -135,9 +136,14 @@ class AppliedReport:
 async def apply_report(
     conn: AsyncConnection, host: HostIdentity, job_id: int, result: JobResult, now: datetime
 ) -> AppliedReport:
-    job = (await conn.execute(_HOST_JOB, {"job_id": job_id, "host_id": host.host_id})).first()
+    parameters = {"job_id": job_id, "host_id": host.host_id}
+    job = (await conn.execute(_HOST_JOB, parameters)).first()
     if job is None:
         raise UnknownJob(f"no job {job_id} for this host")
+    if job.fix_id is not None and not is_serialised(conn):
+        # Read again under the task's lock: a resend, a sweep or a cancel may have gone first.
+        await lock_task(conn, int(job.fix_id))
+        job = (await conn.execute(_HOST_JOB, parameters)).one()
     if job.state != "leased":
         detail = {
             "done": "already applied",
