@@ -39,7 +39,8 @@ SECRET_ID = "AKIDbench000000000000000000000000001"
 SECRET_KEY = "benchSecretKey00000000000000000001"
 
 
-def build_wire_app() -> Any:
+def build_wire_app(rate_limiter: Any = None, limit: int = 0) -> Any:
+    """The wire path; rate limiting is off unless `limit` (with `rate_limiter`, default memory)."""
     import msgspec
 
     from vulfix.tcapi import (
@@ -71,7 +72,9 @@ def build_wire_app() -> Any:
 
     service = ApiService("cwp", "2018-02-28")
     service.add("DescribeVulFixStatus", Request, handler, mutating=False)
-    config = WireConfig(service, Authenticator(Keys()), MemoryRateLimiter(), RatePolicy(0))
+    config = WireConfig(
+        service, Authenticator(Keys()), rate_limiter or MemoryRateLimiter(), RatePolicy(limit)
+    )
 
     async def not_found(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 404, "headers": []})

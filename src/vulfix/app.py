@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -16,13 +17,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from vulfix.agent_api.notifier import MemoryJobNotifier
+from vulfix.agent_api.redis_notifier import RedisJobNotifier
 from vulfix.agent_api.routes import agent_routes
 from vulfix.cwp.display_time import DisplayClock, parse_zone
 from vulfix.cwp.service import SERVICE_NAME, CwpDependencies, build_cwp_service
 from vulfix.engine_metrics import EngineFigures
-from vulfix.fixing.agent_port import AgentTimings
+from vulfix.fixing.agent_port import AgentTimings, JobNotifier
 from vulfix.fixing.clock import Clock, SystemClock
 from vulfix.fixing.engine_loop import EngineLoop
+from vulfix.redis_connection import open_redis
 from vulfix.settings import Settings
 from vulfix.store.agent_registry import SqlHostRegistry
 from vulfix.store.api_keys import ApiKeyStore
@@ -36,12 +39,14 @@ from vulfix.tcapi import (
     Authenticator,
     Credential,
     MemoryRateLimiter,
+    RateLimiter,
     RatePolicy,
     ReplayCache,
     TcApiApp,
     WireConfig,
 )
 from vulfix.tcapi.credential_cache import CachedCredentialSource
+from vulfix.tcapi.redis_rate_limiter import RedisRateLimiter
 
 log = logging.getLogger("vulfix")
 
@@ -88,7 +93,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
         offline_after=settings.offline_after,
         dispatch_timeout=settings.dispatch_timeout,
     )
-    notifier = MemoryJobNotifier()
+    notifier, rate_limiter, coordination = replica_coordination(settings)
     fixing = SqlFixingStore(engine, timings, notifier.notify, settings.snapshot_quota)
     display = DisplayClock(parse_zone(settings.display_timezone))
     inventory = SqlInventoryReader(engine)
@@ -111,7 +116,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
             required_service=SERVICE_NAME if settings.strict_service else None,
             replay_cache=ReplayCache() if settings.v1_replay_cache else None,
         ),
-        rate_limiter=MemoryRateLimiter(),
+        rate_limiter=rate_limiter,
         rate_policy=RatePolicy(settings.rate_limit, settings.rate_limits),
         regions=frozenset(settings.regions),
         default_language=settings.default_language,
@@ -123,13 +128,17 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(loop.run(), name="vulfix-engine")
         try:
-            yield
+            async with coordination:
+                sweeper = asyncio.create_task(loop.run(), name="vulfix-engine")
+                try:
+                    yield
+                finally:
+                    # The engine stops first: it notifies, and the notifier closes after it.
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
             await engine.dispose()
             log.info("vulfix stopped cleanly")
 
@@ -142,6 +151,32 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
         lifespan=lifespan,
     )
     return Application(TcApiApp(wire, side_app), engine, settings, fixing, loop)
+
+
+def replica_coordination(
+    settings: Settings,
+) -> tuple[JobNotifier, RateLimiter, AbstractAsyncContextManager[None]]:
+    """Agent wake-ups and rate limits: kept in this process, or with `settings.redis` shared
+    by every replica through Redis. The context runs them for the application's lifetime."""
+    if not settings.redis:
+        return MemoryJobNotifier(), MemoryRateLimiter(), contextlib.nullcontext()
+    redis = open_redis(settings.redis)
+    notifier = RedisJobNotifier(redis, channel=settings.redis_prefix + "jobs")
+    limiter = RedisRateLimiter(
+        redis, prefix=settings.redis_prefix, fail_mode=settings.redis_fail_mode
+    )
+
+    @contextlib.asynccontextmanager
+    async def running() -> AsyncIterator[None]:
+        notifier.start()
+        try:
+            yield
+        finally:
+            await notifier.stop()
+            await limiter.close()
+            await redis.aclose()
+
+    return notifier, limiter, running()
 
 
 async def healthz(_request: Request) -> Response:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import platformdirs
@@ -35,7 +36,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_limit: int = 20
     # Per-action overrides of rate_limit, e.g. {"DescribeVulFixStatus": 50}.
     rate_limits: dict[str, int] = msgspec.field(default_factory=dict)
+    # redis://[:password@]host:port/db shared by the replicas: rate limits and agent wake-ups.
     redis: str | None = None
+    # What the rate limiter answers while Redis is unreachable: "open" accepts every request
+    # (availability first); "closed" refuses each with RequestLimitExceeded (the budget first).
+    redis_fail_mode: Literal["open", "closed"] = "open"
+    # Prefix of every Redis key and channel, so several deployments can share one Redis.
+    redis_prefix: str = "vulfix:"
     # Base64 Fernet key; when absent, a key file beside the database is used (or created).
     master_key: str | None = None
     master_key_file: str | None = None
@@ -62,25 +69,54 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     snapshot_quota: int = 64
 
 
+class SettingsError(ValueError):
+    """A setting cannot be used; the message names it and where it can be set."""
+
+
 def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     """Defaults < TOML file (`--config` or `VULFIX_CONFIG`) < environment < explicit overrides."""
     data: dict[str, Any] = {}
     path = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
     if path:
-        data.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+        try:
+            data.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot read the configuration file {path}: {exc.strerror}"
+            ) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"configuration file {path}: {exc}") from exc
     fields = {f.name: f for f in msgspec.structs.fields(Settings)}
     for name in fields:
         raw = os.environ.get(ENV_PREFIX + name.upper())
         if raw is not None:
-            data[name] = _from_env(raw)
+            data[name] = _from_env(name, raw)
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return msgspec.convert(data, Settings, strict=False)
+    try:
+        return msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explained(str(exc))) from exc
 
 
-def _from_env(raw: str) -> Any:
+def _explained(message: str) -> str:
+    """msgspec's `Expected int, got str - at `$.port`` as a line naming the setting."""
+    problem, _, where = message.partition(" - at `$.")
+    name = where.rstrip("`").split(".")[0].split("[")[0]
+    if not name:
+        return f"invalid settings: {problem}"
+    return (
+        f"setting {name} ({ENV_PREFIX}{name.upper()}, the configuration file or its flag): "
+        f"{problem}"
+    )
+
+
+def _from_env(name: str, raw: str) -> Any:
     """JSON for lists and maps (`["a","b"]`, `{"X": 5}`), the plain string otherwise."""
     if raw[:1] in "[{":
-        return msgspec.json.decode(raw)
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} is not valid JSON: {exc}") from exc
     return raw
 
 
@@ -89,4 +125,16 @@ def redacted(settings: Settings) -> dict[str, Any]:
     for name in SECRET_FIELDS:
         if shown.get(name):
             shown[name] = "***"
+    if shown.get("redis"):
+        shown["redis"] = redacted_url(shown["redis"])
     return shown
+
+
+def redacted_url(url: str) -> str:
+    """`url` with the password of its user part masked (`redis://:***@host:6379/0`)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))

@@ -48,23 +48,42 @@ def write_fleet(path: Path, hosts: list[dict[str, object]], findings: dict[int, 
 
 
 def import_fleet(server: ServerProcess, account: str, path: Path) -> None:
-    run_cli("import", "--db", server.db_url, "--account", account, str(path), "--json")
+    run_cli(
+        "import", "--db", server.db_url, "--account", account, str(path), "--json", env=server.env
+    )
 
 
 def enroll_token(server: ServerProcess, account: str) -> str:
     created = run_cli(
-        "enroll-token", "create", "--db", server.db_url, "--account", account, "--json"
+        "enroll-token",
+        "create",
+        "--db",
+        server.db_url,
+        "--account",
+        account,
+        "--json",
+        env=server.env,
     )
     token: str = json.loads(created.stdout)["Token"]
     return token
 
 
 def start_agents(
-    server: ServerProcess, token: str, inventory: Path, log: Path, *options: str
+    server: ServerProcess,
+    token: str,
+    inventory: Path,
+    log: Path,
+    *options: str,
+    heartbeat_interval: float | None = 2,
 ) -> subprocess.Popen[bytes]:
+    """`vulfix simulate` for the hosts of `inventory`; `heartbeat_interval=None` keeps the
+    server's pacing (polls that wait 25 s)."""
+    pacing = (
+        [] if heartbeat_interval is None else ["--heartbeat-interval", f"{heartbeat_interval:g}"]
+    )
     return subprocess.Popen(
         [VULFIX, "simulate", "--server", f"http://{server.endpoint}", "--enroll-token", token,
-         "--inventory", str(inventory), "--heartbeat-interval", "2", *options],
+         "--inventory", str(inventory), *pacing, *options],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
 

@@ -60,10 +60,12 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # A database shared with other replicas; by default, a SQLite file in `state_dir`.
+    database: str | None = None
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.state_dir / 'vulfix.db'}"
+        return self.database or f"sqlite:///{self.state_dir / 'vulfix.db'}"
 
     @property
     def endpoint(self) -> str:
@@ -74,6 +76,12 @@ class ServerProcess:
         return self.state_dir / "server.log"
 
     def start(self) -> ServerProcess:
+        self.start_process()
+        self.wait_ready()
+        return self
+
+    def start_process(self) -> None:
+        """Starts the server without waiting for it to be ready (see `wait_ready`)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         args = [
             VULFIX,
@@ -94,8 +102,6 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
         )
-        self.wait_ready()
-        return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         scheme = "https" if self.tls else "http"
@@ -137,11 +143,11 @@ class ServerProcess:
     def create_key(self, account: str, *, read_only: bool = False) -> ApiKey:
         args = ["keys", "create", "--db", self.db_url, "--account", account, "--json"]
         created: dict[str, Any] = json.loads(
-            run_cli(*args, *(["--read-only"] if read_only else [])).stdout
+            run_cli(*args, *(["--read-only"] if read_only else []), env=self.env).stdout
         )
         return ApiKey(
             created["Account"], created["AppId"], created["SecretId"], created["SecretKey"]
         )
 
     def keys(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli("keys", *args, "--db", self.db_url)
+        return run_cli("keys", *args, "--db", self.db_url, env=self.env)

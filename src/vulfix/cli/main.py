@@ -15,6 +15,7 @@ from vulfix.cli.import_command import import_command
 from vulfix.cli.keys_commands import keys_group
 from vulfix.cli.serve_command import serve_command
 from vulfix.cli.simulate_command import simulate_command
+from vulfix.settings import SettingsError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,4 +37,9 @@ cli.add_command(agent_command)
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except SettingsError as exc:
+        # Raised before any command could wrap it: still one line, never a traceback.
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None

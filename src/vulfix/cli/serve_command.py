@@ -11,7 +11,7 @@ import click
 import uvicorn
 
 from vulfix.app import build
-from vulfix.settings import Settings, load_settings
+from vulfix.settings import Settings, load_settings, redacted_url
 from vulfix.store.database import display_url
 from vulfix.store.migrate import upgrade
 from vulfix.tcapi.observability import REQUEST_LOG, make_logging_cheap
@@ -35,6 +35,12 @@ from vulfix.tcapi.observability import REQUEST_LOG, make_logging_cheap
     help="Requests/second per account and action; 0 disables (default 20).",
 )
 @click.option(
+    "--redis",
+    metavar="URL",
+    help="redis://[:password@]host:port/db shared by replicas for rate limits and agent "
+    "wake-ups (default: none, this process alone).",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(exists=True, dir_okay=False),
@@ -47,6 +53,7 @@ def serve_command(
     tls_cert: str | None,
     tls_key: str | None,
     rate_limit: int | None,
+    redis: str | None,
     config_file: str | None,
 ) -> None:
     """Serve the CWP API on one endpoint, as the official clients expect."""
@@ -58,6 +65,7 @@ def serve_command(
         tls_cert=tls_cert,
         tls_key=tls_key,
         rate_limit=rate_limit,
+        redis=redis,
     )
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together.")
@@ -71,11 +79,12 @@ def run_server(settings: Settings) -> None:
     application = build(settings)
     scheme = "https" if settings.tls_cert else "http"
     logging.getLogger("vulfix").info(
-        "vulfix serving on %s://%s:%d (db %s)",
+        "vulfix serving on %s://%s:%d (db %s, %s)",
         scheme,
         settings.host,
         settings.port,
         display_url(settings.db),
+        f"shared through {redacted_url(settings.redis)}" if settings.redis else "no Redis",
     )
     uvicorn.run(
         application.asgi,
