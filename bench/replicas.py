@@ -18,42 +18,25 @@ import argparse
 import asyncio
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import psycopg
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.wire import wrk_script  # noqa: E402
+from bench.wire import wait_ready, wrk_script  # noqa: E402
+from tests.services import fresh_postgres_database  # noqa: E402
 from tests.signed_requests import Signer  # noqa: E402
 
 VULFIX = str(Path(sys.executable).parent / "vulfix")
-ADMIN_URL = os.environ.get("VULFIX_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 FIRST_PORT = 18500
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"vulfix_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def prepare(db: str, master_key: str) -> tuple[str, str, int]:
@@ -86,18 +69,6 @@ def prepare(db: str, master_key: str) -> tuple[str, str, int]:
         return key.secret_id, key.secret_key, fix_id
 
     return asyncio.run(setup())
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"replica on port {port} not ready")
 
 
 def run_wrk(scripts: list[tuple[int, Path]], seconds: int, connections: int) -> float:
@@ -182,7 +153,7 @@ def main() -> None:
         directory = Path(tmp)
         results["1 x SQLite"] = measure(f"sqlite:///{directory / 'one.db'}", 1, args, directory)
         for replicas in (1, 2, 3):
-            with postgres_database() as db:
+            with fresh_postgres_database() as db:
                 results[f"{replicas} x PostgreSQL"] = measure(db, replicas, args, directory)
     baseline = results["1 x SQLite"]
     print(f"{'configuration':<18} {'req/s':>9}   ratio to 1 x SQLite")

@@ -27,7 +27,7 @@ def missing(service: str, why: str) -> None:
     message = f"{service} not reachable ({why})"
     if os.environ.get("VULFIX_REQUIRE_SERVICES") == "1":
         pytest.fail(message + " and VULFIX_REQUIRE_SERVICES=1", pytrace=False)
-    pytest.skip(message)
+    pytest.skip(f"{message}; .ci/run sets VULFIX_REQUIRE_SERVICES=1 to fail instead")
 
 
 def _admin() -> psycopg.Connection:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tencentcloud.common import abstract_client, credential
+from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.cwp.v20180228 import cwp_client
@@ -72,3 +73,12 @@ def clock_offset(seconds: float) -> Iterator[None]:
         yield
     finally:
         abstract_client.time = real
+
+
+def common_client(endpoint: str, key: ApiKey, *, language: str = "zh-CN") -> CommonClient:
+    """The SDK's generic client for cwp over plain HTTP: any action, extensions included."""
+    profile = ClientProfile(
+        httpProfile=HttpProfile(endpoint=endpoint, protocol="http"), language=language
+    )
+    secret = credential.Credential(key.secret_id, key.secret_key)
+    return CommonClient("cwp", "2018-02-28", secret, "ap-guangzhou", profile)

@@ -14,11 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tencentcloud.common import credential
 from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.cwp.v20180228 import cwp_client, models
 
 from tests.e2e.fleets import (
@@ -30,7 +27,7 @@ from tests.e2e.fleets import (
     write_fleet,
 )
 from tests.e2e.processes import ApiKey, ServerProcess
-from tests.e2e.sdk_clients import client
+from tests.e2e.sdk_clients import client, common_client
 
 MAIN = [f"m{n}" for n in range(6)] + ["mbm"]
 FAILING = ["f0", "f1", "f2"]
@@ -91,16 +88,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     )
     agents.append(start_agents(server, token, slow, log, "--speed", "0.3", "--seed", "5"))
     cwp = client(server.endpoint, key, language="en-US")
-    profile = ClientProfile(
-        httpProfile=HttpProfile(endpoint=server.endpoint, protocol="http"), language="en-US"
-    )
-    common = CommonClient(
-        "cwp",
-        "2018-02-28",
-        credential.Credential(key.secret_id, key.secret_key),
-        "ap-guangzhou",
-        profile,
-    )
+    common = common_client(server.endpoint, key, language="en-US")
     fleet = Fleet(server, key, cwp, common)
     wait_for(
         lambda: all(h.AgentStatus == 1 for h in can_fix(fleet, 501).HostList), "every agent online"

@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tencentcloud.common import credential
 from tencentcloud.common.common_client import CommonClient
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
 
 from tests.agent.fake_host import FakeHost
 from tests.e2e.fleets import enroll_token, import_fleet
 from tests.e2e.processes import VULFIX, ServerProcess
+from tests.e2e.sdk_clients import common_client
 from tests.e2e.test_fix_workflow import wait_for
 from tests.e2e.tls import make_pki
 
@@ -153,14 +151,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     }
     (directory / "inventory.json").write_text(json.dumps(inventory))
     import_fleet(server, "acme", directory / "inventory.json")
-    profile = ClientProfile(httpProfile=HttpProfile(endpoint=server.endpoint, protocol="http"))
-    api = CommonClient(
-        "cwp",
-        "2018-02-28",
-        credential.Credential(key.secret_id, key.secret_key),
-        "ap-guangzhou",
-        profile,
-    )
+    api = common_client(server.endpoint, key)
     yield Site(server, enroll_token(server, "acme"), api, directory)
     server.stop()
 

@@ -18,14 +18,12 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from tencentcloud.common import credential
 from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
 
 from tests.e2e.fleets import VULNERABILITIES, enroll_token, import_fleet, start_agents, stop_agents
-from tests.e2e.processes import ApiKey, ServerProcess
+from tests.e2e.processes import ServerProcess
+from tests.e2e.sdk_clients import common_client
 from tests.e2e.test_fix_workflow import wait_for
 from tests.services import fresh_postgres_database, redis_url
 
@@ -43,12 +41,6 @@ class Deployment:
         answer: dict[str, Any] = self.clients[replica].call_json(action, params)["Response"]
         answer.pop("RequestId")
         return answer
-
-
-def sdk(server: ServerProcess, key: ApiKey) -> CommonClient:
-    profile = ClientProfile(httpProfile=HttpProfile(endpoint=server.endpoint, protocol="http"))
-    secret = credential.Credential(key.secret_id, key.secret_key)
-    return CommonClient("cwp", "2018-02-28", secret, "ap-guangzhou", profile)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +83,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 start_agents(replica, token, part, directory / "agents.log", "--speed", "40",
                              "--seed", str(n), heartbeat_interval=None)
             )  # fmt: skip
-        deployment = Deployment(replicas, [sdk(r, key) for r in replicas])
+        deployment = Deployment(replicas, [common_client(r.endpoint, key) for r in replicas])
         try:
             yield deployment
         finally:

@@ -20,7 +20,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from vulfix.agent.client import AgentApiError, AgentClient, AgentUnavailable
@@ -54,12 +53,6 @@ class JobWork(Protocol):
     async def run(self, job: JobEnvelope) -> JobReport: ...
 
 
-@dataclass
-class Timings:
-    heartbeat_interval: float = 30.0
-    poll_wait: float = 25.0
-
-
 class HostAgent:
     def __init__(
         self,
@@ -79,7 +72,6 @@ class HostAgent:
         self._identities = identities
         self._journal = journal
         self._rng = rng or random.Random()
-        self._timings = Timings()
         self._outages = 0
         self._rejected_token = ""
         self.identity: Identity | None = None
@@ -131,7 +123,6 @@ class HostAgent:
             usable = saved is not None and saved.host_token != self._rejected_token
             if saved is not None and usable and saved.server == self._config.server:
                 self._client.host_token = saved.host_token
-                self._timings = Timings(saved.heartbeat_interval, saved.poll_wait)
                 self.identity = saved
                 log.info("resuming as host %s", saved.quuid)
                 return saved
@@ -162,7 +153,6 @@ class HostAgent:
             poll_wait=enrolled.poll_wait,
         )
         self._identities.save(self.identity)
-        self._timings = Timings(enrolled.heartbeat_interval, enrolled.poll_wait)
         log.info("enrolled as host %s", enrolled.quuid)
 
     def _settle_interrupted_jobs(self) -> None:
@@ -177,7 +167,8 @@ class HostAgent:
     async def _poll(self, stop: asyncio.Event) -> JobEnvelope | None:
         """A long-poll that a stop cuts short. A job handed out in a cut answer is not lost:
         the server keeps it leased to this host and hands it out again at the next poll."""
-        poll = asyncio.ensure_future(self._client.poll(self._timings.poll_wait))
+        assert self.identity is not None  # `_until_served` enrolled first
+        poll = asyncio.ensure_future(self._client.poll(self.identity.poll_wait))
         stopping = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -224,7 +215,8 @@ class HostAgent:
     async def _heartbeats(self, job_id: int) -> None:
         """Keeps the job's lease while it runs; a missed beat is not fatal (the next may land)."""
         while True:
-            await asyncio.sleep(self._timings.heartbeat_interval)
+            assert self.identity is not None  # a job is only run once enrolled
+            await asyncio.sleep(self.identity.heartbeat_interval)
             try:
                 await self._client.heartbeat(job_id)
             except (AgentUnavailable, AgentApiError) as exc:
