@@ -58,6 +58,7 @@ class Application:
     settings: Settings
     fixing: SqlFixingStore
     engine_loop: EngineLoop
+    notifier: JobNotifier
 
 
 class StoredCredentials:
@@ -150,7 +151,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
         ],
         lifespan=lifespan,
     )
-    return Application(TcApiApp(wire, side_app), engine, settings, fixing, loop)
+    return Application(TcApiApp(wire, side_app), engine, settings, fixing, loop, notifier)
 
 
 def replica_coordination(

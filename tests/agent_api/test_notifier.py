@@ -57,3 +57,15 @@ async def test_unclaimed_notifications_are_forgotten_and_bounded() -> None:
     ticks.now += 3.0
     notifier.notify([])
     assert notifier.remembered_hosts == 0
+
+
+async def test_release_all_ends_held_polls_and_every_later_wait() -> None:
+    notifier = MemoryJobNotifier()
+    held = [asyncio.create_task(notifier.wait(host, 30)) for host in (1, 1, 2)]
+    await asyncio.sleep(0)
+
+    notifier.release_all()
+
+    assert list(await asyncio.wait_for(asyncio.gather(*held), 1)) == [True, True, True]
+    assert notifier.waiting_hosts == 0
+    assert await asyncio.wait_for(notifier.wait(3, 30), 1) is False, "no new poll is held"

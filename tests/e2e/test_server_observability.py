@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
+from tests.e2e.fleets import enroll_token
 from tests.e2e.processes import ServerProcess
 from tests.e2e.sdk_clients import client
 
@@ -59,3 +62,25 @@ def test_unknown_actions_do_not_grow_metric_labels(server: ServerProcess) -> Non
 def test_health_answers_ok(server: ServerProcess) -> None:
     response = httpx.get(f"http://{server.endpoint}/healthz")
     assert response.status_code == 200 and response.text == "ok\n"
+
+
+def test_sigterm_answers_held_polls_at_once_and_stops_cleanly(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path).start()
+    enrolled = httpx.post(
+        f"http://{server.endpoint}/agent/v1/enroll",
+        json={"enroll_token": enroll_token(server, "acme"), "quuid": "held-1",
+              "host_name": "held-1", "host_ip": "10.9.0.1", "os_family": "debian",
+              "snapshot_supported": True},
+    )  # fmt: skip
+    assert enrolled.status_code == 200, enrolled.text
+    bearer = {"authorization": f"Bearer {enrolled.json()['host_token']}"}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        poll = pool.submit(
+            httpx.get, f"http://{server.endpoint}/agent/v1/jobs?wait=25", headers=bearer, timeout=30
+        )
+        time.sleep(0.5)  # the poll reaches its wait
+        assert not poll.done()
+        server.stop()  # SIGTERM, and it asserts a clean exit
+        answer = poll.result(timeout=5)
+    assert answer.status_code == 204, "the held poll got its usual 'no job' answer"
+    assert "graceful shutdown exceeded" not in server.log_path.read_text()

@@ -31,6 +31,7 @@ class MemoryJobNotifier:
         self._waiting: dict[int, _HostWaiters] = {}
         # host id -> when a notification arrived with no waiter; oldest first.
         self._unclaimed: dict[int, float] = {}
+        self._released = False
 
     def notify(self, host_ids: list[int]) -> None:
         now = self._monotonic()
@@ -46,7 +47,10 @@ class MemoryJobNotifier:
                 del self._unclaimed[next(iter(self._unclaimed))]
 
     async def wait(self, host_id: int, timeout: float) -> bool:  # noqa: ASYNC109 (the port)
-        """True when woken by a notification for the host, False when `timeout` ran out."""
+        """True when woken by a notification for the host, False when `timeout` ran out
+        (or the notifier was released)."""
+        if self._released:
+            return False
         noted = self._unclaimed.pop(host_id, None)
         if noted is not None and noted >= self._monotonic() - self._remember_seconds:
             return True
@@ -66,6 +70,18 @@ class MemoryJobNotifier:
             waiters.count -= 1
             if not waiters.count and self._waiting.get(host_id) is waiters:
                 del self._waiting[host_id]
+
+    def release_all(self) -> None:
+        """Wakes every waiting poll, and makes later waits return at once.
+
+        Called when shutdown begins: a held poll would otherwise keep its connection, and the
+        server's graceful shutdown, for the whole poll wait. Its agent gets its usual "no job"
+        answer and polls again, reaching another replica or this one once restarted.
+        """
+        self._released = True
+        waiting, self._waiting = self._waiting, {}
+        for waiters in waiting.values():
+            waiters.event.set()
 
     def _forget_unclaimed_before(self, cutoff: float) -> None:
         while self._unclaimed:

@@ -99,6 +99,9 @@ class RedisJobNotifier:
     async def wait(self, host_id: int, timeout: float) -> bool:  # noqa: ASYNC109 (the port)
         return await self.local.wait(host_id, timeout)
 
+    def release_all(self) -> None:
+        self.local.release_all()
+
     def start(self) -> None:
         """Starts the subscriber (call once, on the running loop)."""
         if self._subscriber is None:

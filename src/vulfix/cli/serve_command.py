@@ -1,7 +1,8 @@
-"""`vulfix serve`: the API (and, later, the agent API and console) on uvicorn."""
+"""`vulfix serve`: the API, the agent API and the metrics on uvicorn."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -9,8 +10,10 @@ from typing import TextIO
 
 import click
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from vulfix.app import build
+from vulfix.serving import DrainingServer
 from vulfix.settings import Settings, load_settings, redacted_url
 from vulfix.store.database import display_url
 from vulfix.store.migrate import upgrade
@@ -86,7 +89,7 @@ def run_server(settings: Settings) -> None:
         display_url(settings.db),
         f"shared through {redacted_url(settings.redis)}" if settings.redis else "no Redis",
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         application.asgi,
         host=settings.host,
         port=settings.port,
@@ -100,6 +103,11 @@ def run_server(settings: Settings) -> None:
         # Agents keep connections between long-polls; uvicorn's default of 5 s drops them.
         timeout_keep_alive=75,
     )
+    server = DrainingServer(config, application.notifier.release_all)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def configure_logging(level: str, log_file: Path | None = None) -> None:

@@ -27,6 +27,7 @@ from vulfix.fixing.task_status import TaskLookup, task_status
 from vulfix.fixing.task_view import TaskFigures
 from vulfix.inventory.can_fix import fixable_hosts
 from vulfix.inventory.validation import load_inventory
+from vulfix.serving import DrainingServer
 from vulfix.settings import Settings
 from vulfix.store.accounts import account_named
 from vulfix.store.agent_registry import SqlHostRegistry
@@ -58,7 +59,7 @@ async def run_demo(
         app.asgi, host=settings.host, port=settings.port, access_log=False, log_config=None,
         lifespan="on", timeout_keep_alive=75,
     )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, app.notifier.release_all)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
@@ -97,6 +98,7 @@ async def run_demo(
     finally:
         stop.set()
         server.should_exit = True
+        server.release()
         with contextlib.suppress(asyncio.CancelledError):
             await fleet
         for pool in pools:

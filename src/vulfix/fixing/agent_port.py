@@ -134,6 +134,10 @@ class JobNotifier(Protocol):
 
     async def wait(self, host_id: int, timeout: float) -> bool: ...  # noqa: ASYNC109
 
+    def release_all(self) -> None:
+        """Ends every held poll now and every later wait at once: the server is stopping."""
+        ...
+
 
 @dataclass
 class AgentTimings:
