@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,6 +20,7 @@ from starlette.routing import Mount, Route
 from vulfix.agent_api.notifier import MemoryJobNotifier
 from vulfix.agent_api.redis_notifier import RedisJobNotifier
 from vulfix.agent_api.routes import agent_routes
+from vulfix.console import ConsoleContext, SessionCodec, console_routes, console_templates
 from vulfix.cwp.display_time import DisplayClock, parse_zone
 from vulfix.cwp.service import SERVICE_NAME, CwpDependencies, build_cwp_service
 from vulfix.engine_metrics import EngineFigures
@@ -34,6 +36,7 @@ from vulfix.store.database import create_engine
 from vulfix.store.fix_task_reader import SqlTaskReader
 from vulfix.store.fixing_store import SqlFixingStore
 from vulfix.store.inventory_queries import SqlInventoryReader
+from vulfix.store.overview_queries import SqlOverviewReader
 from vulfix.store.secret_cipher import SecretCipher, load_master_key
 from vulfix.tcapi import (
     Authenticator,
@@ -85,8 +88,10 @@ class StoredCredentials:
 def build(settings: Settings, clock: Clock | None = None) -> Application:
     clock = clock or SystemClock()
     engine = create_engine(settings.db)
-    cipher = SecretCipher(load_master_key(settings))
-    credentials = CachedCredentialSource(StoredCredentials(ApiKeyStore(engine, cipher)))
+    master_key = load_master_key(settings)
+    credentials = CachedCredentialSource(
+        StoredCredentials(ApiKeyStore(engine, SecretCipher(master_key)))
+    )
     timings = AgentTimings(
         heartbeat_interval=settings.heartbeat_interval,
         poll_wait=settings.poll_wait,
@@ -126,6 +131,18 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
         fixing.sweep, clock, settings.engine_interval, EngineFigures(fixing.job_counts)
     )
     registry = SqlHostRegistry(engine)
+    console = ConsoleContext(
+        service=service,
+        credentials=credentials,
+        overview=SqlOverviewReader(engine),
+        display=display,
+        clock=clock,
+        sessions=SessionCodec(master_key),
+        rate_limiter=rate_limiter,
+        offline_after=timedelta(seconds=settings.offline_after),
+        sign_in_rate=settings.console_sign_in_rate,
+        templates=console_templates(),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -148,6 +165,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
             Route("/healthz", healthz),
             Route("/metrics", metrics),
             Mount("/agent/v1", routes=agent_routes(registry, fixing, notifier, timings, clock)),
+            Mount("/console", routes=console_routes(console)),
         ],
         lifespan=lifespan,
     )

@@ -67,6 +67,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     engine_interval: float = 1.0
     # Live snapshots a host may keep; RetryCreateSnapshot beyond it is ResourceInsufficient.
     snapshot_quota: int = 64
+    # Console sign-in attempts per client address and second (0: no limit).
+    console_sign_in_rate: int = 5
 
 
 class SettingsError(ValueError):

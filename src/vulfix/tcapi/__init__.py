@@ -9,6 +9,7 @@ from vulfix.tcapi.asgi import TcApiApp, WireConfig
 from vulfix.tcapi.authentication import Authenticator, ReplayCache
 from vulfix.tcapi.credentials import Caller, Credential, CredentialSource
 from vulfix.tcapi.errors import ApiError, api_error
+from vulfix.tcapi.invocation import invoke, invoke_json
 from vulfix.tcapi.rate_limiting import MemoryRateLimiter, RateLimiter, RatePolicy
 from vulfix.tcapi.registry import ApiService
 
@@ -26,4 +27,6 @@ __all__ = [
     "TcApiApp",
     "WireConfig",
     "api_error",
+    "invoke",
+    "invoke_json",
 ]

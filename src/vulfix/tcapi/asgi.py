@@ -16,9 +16,10 @@ from typing import Any
 
 from vulfix.tcapi import envelope, observability
 from vulfix.tcapi.authentication import Authenticator
-from vulfix.tcapi.credentials import Caller, Credential
+from vulfix.tcapi.credentials import Credential
 from vulfix.tcapi.errors import ApiError, api_error, normalize_language
 from vulfix.tcapi.flattening import FlatteningError, unflatten
+from vulfix.tcapi.invocation import invoke
 from vulfix.tcapi.rate_limiting import RateLimiter, RatePolicy
 from vulfix.tcapi.raw_request import (
     GET_QUERY_LIMIT,
@@ -33,7 +34,6 @@ from vulfix.tcapi.raw_request import (
     multipart_params,
 )
 from vulfix.tcapi.registry import Action, ApiService
-from vulfix.tcapi.schema import decode_params
 from vulfix.tcapi.signing import TC3_ALGORITHM
 
 Scope = MutableMapping[str, Any]
@@ -204,30 +204,10 @@ class TcApiApp:
             f"{credential.account_id}:{action.name}", limit
         ):
             raise api_error("RequestLimitExceeded")
-        if credential.allowed_actions is not None and action.name not in credential.allowed_actions:
-            raise api_error(
-                "UnauthorizedOperation",
-                f"This key's policy does not allow {action.name}.",
-                f"该密钥的策略不允许调用 {action.name}。",
-            )
-        if action.mutating and credential.read_only:
-            raise api_error(
-                "UnauthorizedOperation",
-                f"This key is read-only and cannot call {action.name}.",
-                f"只读密钥无权调用 {action.name}。",
-            )
-        typed_request = decode_params(params, action.request_type)
-        caller = Caller(
-            account_id=credential.account_id,
-            account_name=credential.account_name,
-            app_id=credential.app_id,
-            secret_id=credential.secret_id,
-            read_only=credential.read_only,
-            request_id=state.request_id,
-            language=state.language,
+        return await invoke(
+            action, credential, params, request_id=state.request_id, language=state.language,
             region=region,
-        )
-        return await action.handler(typed_request, caller)
+        )  # fmt: skip
 
     def _resolve_action(self, headers: dict[str, str], state: _Envelope) -> Action:
         service = self.config.service
