@@ -1,4 +1,4 @@
-"""The PostgreSQL and Redis servers some tests need, found or reported missing.
+"""The PostgreSQL and Redis servers and the Chromium some tests need, found or reported missing.
 
 A missing server skips those tests with the reason, so the suite runs anywhere; with
 `VULFIX_REQUIRE_SERVICES=1` (as `.ci/run` sets it) a missing server fails them instead, so CI
@@ -20,6 +20,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "VULFIX_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("VULFIX_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# Debian's chromium (`make test` installs it where it can); playwright drives it, and never
+# downloads a browser of its own.
+CHROMIUM = os.environ.get("VULFIX_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 def missing(service: str, why: str) -> None:
@@ -62,3 +65,10 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+def chromium_path() -> str:
+    """The Chromium executable the console's browser tests drive."""
+    if not os.access(CHROMIUM, os.X_OK):
+        missing(f"Chromium at {CHROMIUM}", "not installed; Debian: apt-get install chromium")
+    return CHROMIUM

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from tests.e2e.processes import free_port
 
 BIN = Path(sys.executable).parent
@@ -50,6 +52,7 @@ def test_demo_fixes_a_fleet_and_its_printed_tccli_line_works(tmp_path: Path) -> 
     try:
         lines: list[str] = []
         assert demo.stdout is not None
+        console = read_until(demo.stdout, r"web console: (http://\S+/console)", lines, 60).group(1)
         fix_id = int(read_until(demo.stdout, r"Created fix task (\d+)", lines, 60).group(1))
         read_until(demo.stdout, r"^  tccli cwp ", lines, 10)
         tccli = (
@@ -70,6 +73,8 @@ def test_demo_fixes_a_fleet_and_its_printed_tccli_line_works(tmp_path: Path) -> 
         )
         assert answer["FixSuccessCnt"] > 0 and answer["FixEndTime"]
         assert "HTTP Request" not in (tmp_path / "state" / "server.log").read_text()
+        sign_in_page = httpx.get(console, follow_redirects=True, timeout=10)
+        assert sign_in_page.status_code == 200 and "SecretKey" in sign_in_page.text
     finally:
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) in (0, -signal.SIGINT, 130)

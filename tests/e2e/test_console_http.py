@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.conftest import account_id_of, insert_bare_task
 from tests.e2e.console_session import console_client, csrf_token, sign_in
 from tests.e2e.fleets import (
     enroll_token,
@@ -187,3 +188,47 @@ def test_sign_in_attempts_are_rate_limited_per_address(tmp_path: Path) -> None:
     ]  # fmt: skip
     server.stop()
     assert set(codes) == {401, 429} and codes[:5] == [401] * 5, codes
+
+
+def test_task_pages_hold_twenty_newest_first(console: Console) -> None:
+    key = console.server.create_key("initech")
+    account = account_id_of(console.server.db_url, "initech")
+    fix_ids = [insert_bare_task(console.server.db_url, account) for _ in range(25)]
+    client = signed_in(console, key)
+    first, second = client.get("/console/tasks").text, client.get("/console/tasks?page=2").text
+    shown = [int(n) for n in re.findall(r'<tr data-fix-id="(\d+)"', first)]
+    assert shown == sorted(fix_ids, reverse=True)[:20] and "Page 1 of 2" in first
+    rest = [int(n) for n in re.findall(r'<tr data-fix-id="(\d+)"', second)]
+    assert rest == sorted(fix_ids, reverse=True)[20:] and "Page 2 of 2" in second
+
+
+def test_cancel_from_the_console_stops_the_task(console: Console) -> None:
+    """Last: it ends the module's running task."""
+    client = signed_in(console, console.key)
+    page = client.get(f"/console/tasks/{console.fix_id}")
+    cancelled = client.post(f"/console/tasks/{console.fix_id}/cancel",
+                            data={"csrf_token": csrf_token(page.text)})  # fmt: skip
+    assert cancelled.status_code == 303
+    assert cancelled.headers["location"] == f"/console/tasks/{console.fix_id}?notice=cancelled"
+    shown = client.get(cancelled.headers["location"]).text
+    assert "The task was cancelled" in shown
+    status = common_client(console.server.endpoint, console.key).call_json(
+        "DescribeVulFixStatus", {"FixId": console.fix_id}
+    )["Response"]
+    records = status["VulFixList"][0]["HostList"]
+    assert {(r["Status"], r["FailReason"]) for r in records} == {(3, "cancelled by the operator")}
+    assert status["FixEndTime"] and "Cancel task" not in shown
+
+
+def test_oversized_or_malformed_forms_are_refused_plainly(console: Console) -> None:
+    client = console_client(console.server.endpoint)
+    token = csrf_token(client.get("/console/sign-in").text)
+    huge = client.post("/console/sign-in", data={"csrf_token": token, "secret_id": "x" * 10_000})
+    assert huge.status_code == 413 and "Traceback" not in huge.text
+    broken = client.post(
+        "/console/sign-in",
+        content=b"--x\r\nbroken",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert broken.status_code in (400, 403) and "Traceback" not in broken.text  # never a 500
+    assert client.get("/console/sign-in").status_code == 200

@@ -18,6 +18,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.cwp.v20180228 import models
 
 from tests.e2e.conftest import account_id_of, insert_bare_task
+from tests.e2e.console_session import console_client, sign_in
 from tests.e2e.fleets import enroll_token, host, import_fleet, write_fleet
 from tests.e2e.processes import ApiKey, ServerProcess, free_port
 from tests.e2e.sdk_clients import client
@@ -136,3 +137,16 @@ def test_a_replica_whose_redis_is_down_serves_unlimited_and_stops_cleanly(
     log = server.log_path.read_text()
     assert "rate limiter: Redis unavailable" in log
     assert "job notifier: subscribe failed" in log
+
+
+def test_a_console_session_signed_in_on_one_replica_stays_live_on_the_other(
+    replicas: Replicas,
+) -> None:
+    browser = console_client(replicas.a.endpoint)  # cookies are per host, not per port
+    assert sign_in(browser, replicas.key).status_code == 303
+    live = f"http://{replicas.b.endpoint}/console/tasks?fragment=1"
+    before = browser.get(live)
+    assert before.status_code == 200
+    fix_id = insert_bare_task(replicas.a.db_url, account_id_of(replicas.a.db_url, "acme"))
+    after = browser.get(live, headers={"if-none-match": before.headers["etag"]})
+    assert after.status_code == 200 and f'href="/console/tasks/{fix_id}"' in after.text

@@ -55,6 +55,7 @@ def demo_command(port: int, state_dir: Path | None, no_task: bool, no_tui: bool)
     click.echo(
         f"vulfix demo: the CWP API on http://{endpoint} (SQLite at {state / 'vulfix.db'}, "
         f"server log {log_file})\n\n  SecretId  {key['SecretId']}\n  SecretKey {key['SecretKey']}\n"
+        f"\nWatch it in the web console: http://{endpoint}/console (sign in with the key above)\n"
     )
 
     def hints(fix_id: int) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -27,7 +28,9 @@ from vulfix.console.rendering import (
 from vulfix.console.sessions import CSRF_FIELD, check_key, csrf_valid, fresh_session
 from vulfix.tcapi import ApiError
 
-FORM_LIMIT = 64 * 1024
+# Forms are small: a fix flow for a few thousand hosts fits in FORM_LIMIT.
+FORM_LIMIT = 1024 * 1024
+SIGN_IN_FORM_LIMIT = 4096
 Handler = Callable[[Request], Awaitable[Response]]
 FormHandler = Callable[[Request, Visitor, FormData], Awaitable[Response]]
 
@@ -44,12 +47,26 @@ def posted(ctx: ConsoleContext, handler: FormHandler) -> Handler:
             visitor = await visitor_of(ctx, request)
         except SignInRequired:
             return sign_in_redirect(request)
-        form = await request.form(max_files=0, max_fields=10_000, max_part_size=FORM_LIMIT)
+        form = await read_form(request, FORM_LIMIT, max_fields=10_000)
         if not csrf_valid(visitor.session, form.get(CSRF_FIELD)):
             return csrf_refused(ctx, request)
         return await handler(request, visitor, form)
 
     return guarded
+
+
+class FormTooLarge(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, "The form is too large.")
+
+
+async def read_form(request: Request, limit: int, *, max_fields: int) -> FormData:
+    """The posted form, refused (413) unless it declares a length within `limit`: browsers
+    always do, and nothing unauthenticated may make the server buffer more."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > limit:
+        raise FormTooLarge()
+    return await request.form(max_files=0, max_fields=max_fields, max_part_size=limit)
 
 
 def refusal_status(error: ApiError, otherwise: int) -> int:
@@ -68,7 +85,7 @@ def form_routes(ctx: ConsoleContext) -> dict[str, Handler]:
 
     async def sign_in(request: Request) -> Response:
         session = ctx.sessions.read(request)
-        form = await request.form(max_files=0, max_fields=20, max_part_size=4096)
+        form = await read_form(request, SIGN_IN_FORM_LIMIT, max_fields=20)
         if not csrf_valid(session, form.get(CSRF_FIELD)):
             return csrf_refused(ctx, request)
         target = safe_next(_text(form, "next"))
