@@ -140,6 +140,17 @@ class ServerProcess:
             -2000:
         ]
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would end it: no shutdown, no clean-up."""
+        assert self.process is not None and self.process.poll() is None, "server already dead"
+        self.process.kill()
+        assert self.process.wait(timeout=10) == -signal.SIGKILL
+
+    def restart(self) -> ServerProcess:
+        """Starts the server again, on the same port and database, once it has exited."""
+        assert self.process is not None and self.process.poll() is not None, "still running"
+        return self.start()
+
     def create_key(self, account: str, *, read_only: bool = False) -> ApiKey:
         args = ["keys", "create", "--db", self.db_url, "--account", account, "--json"]
         created: dict[str, Any] = json.loads(
