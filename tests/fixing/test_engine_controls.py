@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.fixing.engine_harness import TIMINGS, Harness
 from vulfix.fixing import errors
-from vulfix.fixing.agent_port import JobResult, UnknownJob
+from vulfix.fixing.agent_port import JobResult, SnapshotWork, UnknownJob
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.transitions import REASON_BUDGET, REASON_CANCELLED
 from vulfix.store.database import write_transaction
-from vulfix.store.fixing_tables import fix_records
+from vulfix.store.fixing_tables import fix_records, snapshot_records
+from vulfix.store.inventory_tables import machine_snapshots
 
 
 async def fleet(harness: Harness, count: int, *, snapshots: bool = False) -> list[str]:
@@ -226,3 +227,26 @@ async def test_the_dispatch_timeout_skips_a_record_that_moved_on(harness: Harnes
     assert figures.dispatch_timeouts == 1
     (after,) = (await harness.status(fix_id=fix_id)).view.fix_records
     assert (after.status, after.fail_reason) == (FixStatus.FAILED, "moved on")
+
+
+async def test_a_report_for_a_record_that_moved_on_is_acknowledged_not_applied(
+    harness: Harness,
+) -> None:
+    quuids = await fleet(harness, 1, snapshots=True)
+    fix_id = await harness.create([(7, quuids)])
+    job = await harness.poll("h0")
+    assert job is not None and isinstance(job.work, SnapshotWork)
+    async with write_transaction(harness.store.engine) as conn:  # whatever moved it on
+        await conn.execute(
+            update(snapshot_records)
+            .where(snapshot_records.c.fix_id == fix_id)
+            .values(status=int(SnapshotStatus.CREATED))
+        )
+    done = JobResult("success", provider_ref="vg0/vulfix-late")
+    ack = await harness.store.report(harness.hosts["h0"], job.job_id, done, harness.clock.now())
+    assert not ack.applied and ack.detail == "not applied: the snapshot record is already created"
+    async with write_transaction(harness.store.engine) as conn:
+        kept = (await conn.execute(select(machine_snapshots.c.provider_ref))).scalars().all()
+    assert kept == ["vg0/vulfix-late"], "the snapshot the host took is kept, for retention"
+    again = await harness.store.report(harness.hosts["h0"], job.job_id, done, harness.clock.now())
+    assert again.detail == "already applied"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilit
 from vulfix.store.record_updates import fail_snapshot, set_fix_statuses, set_snapshot_status
 from vulfix.store.row_locks import is_serialised, lock_task
 from vulfix.store.tables import fix_tasks, to_stored
+
+log = logging.getLogger("vulfix.engine")
 
 _ALNUM = string.ascii_lowercase + string.digits
 JobRow = Row[Any]
@@ -160,6 +163,14 @@ async def apply_report(
     claimed = await conn.execute(_FINISH_JOB, finish)
     if claimed.rowcount != 1:
         return AppliedReport(ReportOutcome(False, "already applied"))
+    moved_on = await _record_moved_on(conn, job)
+    if moved_on:
+        # Never a 500 that the agent would resend forever: the job is done, the record keeps
+        # what it has. A snapshot the host did take is still recorded, so retention deletes it.
+        log.warning("job %s reported after its record moved on (%s)", job_id, moved_on)
+        if job.kind == "snapshot" and result.outcome == "success":
+            await _record_machine_snapshot(conn, job, host, result, now)
+        return AppliedReport(ReportOutcome(False, f"not applied: the {moved_on}"))
     if job.kind == "snapshot":
         await _apply_snapshot(conn, job, host, result, now)
     elif job.kind == "fix":
@@ -179,6 +190,23 @@ async def apply_report(
         conn, int(job.fix_id), host.host_id
     )
     return AppliedReport(ReportOutcome(True), job.fix_id, finished)
+
+
+async def _record_moved_on(conn: AsyncConnection, job: JobRow) -> str:
+    """What became of the job's record if it no longer waits for this report, else ""."""
+    if job.kind == "snapshot":
+        query = select(snapshot_records.c.status).where(
+            snapshot_records.c.id == job.snapshot_record_id
+        )
+        snapshot = SnapshotStatus((await conn.execute(query)).scalar_one())
+        waiting = snapshot == SnapshotStatus.PENDING
+        return "" if waiting else f"snapshot record is already {snapshot.name.lower()}"
+    if job.kind == "fix":
+        query = select(fix_records.c.status).where(fix_records.c.id == job.fix_record_id)
+        fix = FixStatus((await conn.execute(query)).scalar_one())
+        waiting = fix == FixStatus.DISPATCHED
+        return "" if waiting else f"fix record is already {fix.name.lower()}"
+    return ""
 
 
 async def _apply_snapshot(
