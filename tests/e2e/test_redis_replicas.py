@@ -70,11 +70,15 @@ def test_a_burst_spread_over_both_replicas_gets_at_most_the_limit(replicas: Repl
             return str(error.get_code())
         return "Success"
 
-    time.sleep(1.1)  # an empty window
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=BURST) as pool:
-        codes = list(pool.map(call, range(BURST)))
-    elapsed = time.monotonic() - started
+    # A burst slower than a second (a loaded machine) proves nothing either way: try again.
+    for _attempt in range(3):
+        time.sleep(1.1)  # an empty window
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=BURST) as pool:
+            codes = list(pool.map(call, range(BURST)))
+        elapsed = time.monotonic() - started
+        if elapsed < 1.0:
+            break
     assert elapsed < 1.0, f"the burst took {elapsed:.2f} s; the test needs it within 1 s"
     assert set(codes) <= {"Success", "RequestLimitExceeded"}, codes
     # Each replica got 20 calls, within its own limit: only a shared budget refuses any.

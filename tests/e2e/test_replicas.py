@@ -123,8 +123,6 @@ def test_a_task_created_on_one_replica_completes_with_the_same_figures_everywher
 
 
 def test_a_burst_spread_over_the_replicas_gets_at_most_the_limit(deployment: Deployment) -> None:
-    time.sleep(1.1)  # an empty window
-
     def one(n: int) -> bool:
         try:
             deployment.call(n % REPLICAS, "DescribeVulFixStatus", VulId=501)
@@ -133,9 +131,15 @@ def test_a_burst_spread_over_the_replicas_gets_at_most_the_limit(deployment: Dep
             return False
         return True
 
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=25) as pool:
-        accepted = sum(pool.map(one, range(100)))
-    elapsed = time.monotonic() - started
+    # The claim is about 100 calls within one second; on a loaded machine a burst can take
+    # longer, and then it proves nothing either way: such a burst is tried again.
+    for _attempt in range(3):
+        time.sleep(1.1)  # an empty window
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=25) as pool:
+            accepted = sum(pool.map(one, range(100)))
+        elapsed = time.monotonic() - started
+        if elapsed < 1.0:
+            break
     assert elapsed < 1.0, f"the burst took {elapsed:.2f} s; the test needs it within 1 s"
     assert accepted == RATE_LIMIT

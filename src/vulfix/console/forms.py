@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from vulfix.console.context import ConsoleContext
@@ -66,7 +66,10 @@ async def read_form(request: Request, limit: int, *, max_fields: int) -> FormDat
     declared = request.headers.get("content-length", "")
     if not declared.isdigit() or int(declared) > limit:
         raise FormTooLarge()
-    return await request.form(max_files=0, max_fields=max_fields, max_part_size=limit)
+    try:
+        return await request.form(max_files=0, max_fields=max_fields, max_part_size=limit)
+    except ClientDisconnect:  # the browser went away mid-body: nothing to do, nobody to tell
+        raise HTTPException(400, "The form did not arrive whole.") from None
 
 
 def refusal_status(error: ApiError, otherwise: int) -> int:
