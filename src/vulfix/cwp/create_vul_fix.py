@@ -12,7 +12,7 @@ import msgspec
 
 from vulfix.cwp.error_codes import api_errors
 from vulfix.cwp.quuids import check_quuids
-from vulfix.cwp.wire_types import UInt, WireStruct
+from vulfix.cwp.wire_types import StoredId, WireStruct
 from vulfix.fixing.clock import Clock
 from vulfix.fixing.planning import FixItemRequest, FixRequest
 from vulfix.fixing.services import TaskCreationStore, create_fix_task
@@ -25,9 +25,9 @@ Budget = Annotated[str, msgspec.Meta(max_length=16)]
 
 class CreateVulFixTaskQuuids(WireStruct):
     quuids: list[str]
-    vul_id: UInt | None = None
+    vul_id: StoredId | None = None
     fix_method: FixMethod | None = None
-    kb_id: UInt | None = None
+    kb_id: StoredId | None = None
 
 
 class CreateVulFixRequest(WireStruct):

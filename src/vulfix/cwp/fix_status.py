@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
-from vulfix.cwp.wire_types import Quuid, UInt, WireStruct
+from vulfix.cwp.wire_types import Quuid, StoredId, WireStruct
 
 
 class DescribeVulFixStatusRequest(WireStruct):
-    fix_id: UInt | None = None
-    vul_id: UInt | None = None
+    fix_id: StoredId | None = None
+    vul_id: StoredId | None = None
     quuid: Quuid | None = None
-    kb_id: UInt | None = None
+    kb_id: StoredId | None = None
 
 
 class VulFixStatusSnapshotInfo(WireStruct):

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from vulfix.cwp.error_codes import api_errors
 from vulfix.cwp.quuids import check_quuid
-from vulfix.cwp.wire_types import UInt, WireStruct
+from vulfix.cwp.wire_types import StoredId, WireStruct
 from vulfix.fixing.clock import Clock
 from vulfix.tcapi import Caller
 
@@ -29,16 +29,16 @@ class RetryStore(Protocol):
 
 
 class RetryCreateSnapshotRequest(WireStruct):
-    fix_id: UInt
+    fix_id: StoredId
     quuid: str
-    id: UInt
+    id: StoredId
 
 
 class RetryVulFixRequest(WireStruct):
-    fix_id: UInt
+    fix_id: StoredId
     quuid: str
-    vul_id: UInt | None = None
-    kb_id: UInt | None = None
+    vul_id: StoredId | None = None
+    kb_id: StoredId | None = None
 
 
 class Empty(WireStruct):

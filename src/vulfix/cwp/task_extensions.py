@@ -10,7 +10,7 @@ from vulfix.cwp.display_time import DisplayClock
 from vulfix.cwp.error_codes import api_errors
 from vulfix.cwp.quuids import check_quuid
 from vulfix.cwp.retries import Empty
-from vulfix.cwp.wire_types import UInt, WireStruct
+from vulfix.cwp.wire_types import StoredId, WireStruct
 from vulfix.fixing.clock import Clock
 from vulfix.fixing.host_log import HostLog
 from vulfix.tcapi import Caller
@@ -23,13 +23,13 @@ class TaskControlStore(Protocol):
 
 
 class CancelVulFixRequest(WireStruct):
-    fix_id: UInt
+    fix_id: StoredId
 
 
 class DescribeVulFixHostLogRequest(WireStruct):
-    fix_id: UInt
+    fix_id: StoredId
     quuid: str
-    vul_id: UInt
+    vul_id: StoredId
 
 
 class DescribeVulFixHostLogResponse(WireStruct):

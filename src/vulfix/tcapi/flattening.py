@@ -12,6 +12,9 @@ from typing import Any
 
 from vulfix.tcapi.errors import ApiError
 
+# Far deeper than any schema nests (`A.0.B.1` is four); the rebuild recurses per segment.
+MAX_SEGMENTS = 32
+
 
 class FlatteningError(ApiError):
     code = "InvalidParameter"
@@ -21,8 +24,8 @@ def unflatten(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Rebuild the parameter tree; conflicting or duplicate names are `InvalidParameter`."""
     root: dict[str, Any] = {}
     for name, value in pairs:
-        segments = name.split(".")
-        if any(segment == "" for segment in segments):
+        segments = name.split(".", MAX_SEGMENTS)
+        if len(segments) > MAX_SEGMENTS or any(segment == "" for segment in segments):
             raise FlatteningError(
                 f"The parameter name `{name}` is malformed.", f"参数名 `{name}` 格式错误。"
             )

@@ -77,7 +77,7 @@ def json_params(body: bytes) -> dict[str, Any]:
         return {}
     try:
         value = _json_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise MalformedBody(
             f"The JSON body cannot be parsed: {exc}.", "请求体不是合法的 JSON。"
         ) from exc
@@ -102,7 +102,7 @@ def multipart_params(content_type: str, body: bytes) -> dict[str, Any]:
         if part.get_content_type() == "application/json":
             try:
                 params[name] = _json_decoder.decode(payload)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise MalformedMultipart() from exc
         else:
             try:

@@ -125,16 +125,20 @@ def _decode_value(value: Any, declared: mi.Type, path: str) -> Any:
 
 def _decode_int(value: Any, declared: mi.IntType, path: str) -> int:
     number: int
+    low = declared.ge if declared.ge is not None else 0
+    high = declared.le if declared.le is not None else UINT64_MAX
     if isinstance(value, bool):
         raise _wrong_type(path, "Integer")
     if isinstance(value, int):
         number = value
-    elif _is_integral_float(value) or _is_digit_string(value):
+    elif _is_integral_float(value):
         number = int(value)
+    elif _is_digit_string(value):
+        # int() refuses over 4300 digits; past 20 the value is beyond uint64 anyway.
+        digits = value.lstrip("0")
+        number = int(digits or "0") if len(digits) <= 20 else max(high, UINT64_MAX) + 1
     else:
         raise _wrong_type(path, "Integer")
-    low = declared.ge if declared.ge is not None else 0
-    high = declared.le if declared.le is not None else UINT64_MAX
     if not low <= number <= high:
         raise InvalidParameterValue(
             f"The value of `{path}` must be between {low} and {high}.",
