@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -15,9 +16,17 @@ def free_port() -> int:
 
 
 class TcpProxy:
-    def __init__(self, upstream_host: str, upstream_port: int, port: int | None = None) -> None:
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        port: int | None = None,
+        tap: Callable[[bytes], None] | None = None,
+    ) -> None:
+        """`tap` sees every chunk a client sends upstream (to count requests, say)."""
         self.upstream = (upstream_host, upstream_port)
         self.port = port or free_port()
+        self.tap = tap
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
 
@@ -48,7 +57,9 @@ class TcpProxy:
         self._links.add(link)
         try:
             await asyncio.gather(
-                link.pump(reader, up_writer), link.pump(up_reader, writer), return_exceptions=True
+                link.pump(reader, up_writer, self.tap),
+                link.pump(up_reader, writer),
+                return_exceptions=True,
             )
         finally:
             self._links.discard(link)
@@ -60,10 +71,17 @@ class _Link:
         self.writers = (client, upstream)
         self.frozen = False
 
-    async def pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def pump(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        tap: Callable[[bytes], None] | None = None,
+    ) -> None:
         while data := await source.read(65536):
             if self.frozen:
                 continue
+            if tap is not None:
+                tap(data)
             sink.write(data)
             await sink.drain()
         self.close()

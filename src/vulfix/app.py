@@ -22,11 +22,13 @@ from vulfix.agent_api.redis_notifier import RedisJobNotifier
 from vulfix.agent_api.routes import agent_routes
 from vulfix.console import ConsoleContext, SessionCodec, console_routes, console_templates
 from vulfix.cwp.display_time import DisplayClock, parse_zone
+from vulfix.cwp.error_codes import to_api_error
 from vulfix.cwp.service import SERVICE_NAME, CwpDependencies, build_cwp_service
 from vulfix.engine_metrics import EngineFigures
 from vulfix.fixing.agent_port import AgentTimings, JobNotifier
 from vulfix.fixing.clock import Clock, SystemClock
 from vulfix.fixing.engine_loop import EngineLoop
+from vulfix.fixing.errors import StorageUnavailable
 from vulfix.redis_connection import open_redis
 from vulfix.settings import Settings
 from vulfix.store.agent_registry import SqlHostRegistry
@@ -71,7 +73,11 @@ class StoredCredentials:
         self.keys = keys
 
     async def lookup(self, secret_id: str) -> Credential | None:
-        key = await self.keys.find_active_key(secret_id)
+        try:
+            key = await self.keys.find_active_key(secret_id)
+        except StorageUnavailable as error:
+            # Signature checks need the key: an outage is the API's InternalError.MainDBFail.
+            raise to_api_error(error) from error
         if key is None:
             return None
         return Credential(

@@ -3,6 +3,7 @@
 Starlette routes over the domain ports only: no database, no framework below this line.
 Every refusal is a 4xx `AgentError`; a request refused for its body changes nothing (not even
 the host's last-seen time), so a misbehaving agent cannot make the server store garbage.
+A database outage is a 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import wraps
 from typing import TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -29,6 +30,7 @@ from vulfix.fixing.agent_port import (
     UnknownJob,
 )
 from vulfix.fixing.clock import Clock
+from vulfix.fixing.errors import StorageUnavailable
 
 ENROLL_BODY_LIMIT = 16 * 1024
 HEARTBEAT_BODY_LIMIT = 4 * 1024
@@ -37,6 +39,9 @@ MAX_POLL_WAIT = 60.0
 # An oversized body is still read (and dropped) up to this size, so that a client which sends
 # everything before reading gets the 413 rather than a reset connection.
 DRAIN_LIMIT = 4 * 1024 * 1024
+# Seconds an agent is asked to wait after a 503 (the database is away). Agents keep their
+# reports and retry; this spreads a fleet's retries instead of having it poll a dead store.
+UNAVAILABLE_RETRY_AFTER = 5
 
 Body = TypeVar("Body")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -72,6 +77,17 @@ def _answering_refusals(endpoint: Endpoint) -> Endpoint:
             if refusal.status == 401:
                 response.headers["WWW-Authenticate"] = "Bearer"
             return response
+        except StorageUnavailable as exc:
+            # Every call is safe to resend (a report applies once by job id): the agent keeps
+            # its request and retries, as `AgentClient` does on any 5xx, after Retry-After.
+            unavailable = wire.AgentError(error="storage_unavailable", message=str(exc))
+            response = _json(unavailable, 503)
+            response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+            return response
+        except ClientDisconnect:
+            # The agent gave up (its timeout) before sending its whole body: nothing was read,
+            # nothing applied, and nobody is left to answer; it will send the request again.
+            return Response(status_code=400)
 
     return answered
 

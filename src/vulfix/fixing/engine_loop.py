@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from vulfix.fixing.clock import Clock
+from vulfix.fixing.errors import StorageUnavailable
 
 log = logging.getLogger("vulfix.engine")
 
@@ -26,6 +27,8 @@ class EngineLoop:
         self.clock = clock
         self.interval = interval
         self.on_sweep = on_sweep
+        # Set while the database is away: the outage is logged once, not once a tick.
+        self.storage_down = False
 
     async def run(self) -> None:
         while True:
@@ -39,5 +42,16 @@ class EngineLoop:
             figures = await self.sweep(self.clock.now())
             if self.on_sweep is not None:
                 await self.on_sweep(figures)
+        except StorageUnavailable as error:
+            if not self.storage_down:
+                cause = error.__cause__ or error
+                reason = f"{type(cause).__name__}: {cause}".splitlines()[0]
+                log.warning("engine sweep: database unavailable (%s); retrying", reason)
+            self.storage_down = True
+            return
         except Exception:
             log.exception("engine sweep failed")
+            return
+        if self.storage_down:
+            log.info("engine sweep: database available again")
+        self.storage_down = False

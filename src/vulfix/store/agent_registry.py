@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.agent_port import Enrollment, EnrollmentRefused, HostFacts, HostIdentity
 from vulfix.store.accounts import account_named, check_account_name, retry_on_conflict
-from vulfix.store.database import write_transaction
+from vulfix.store.database import storage_errors, write_transaction
 from vulfix.store.fixing_tables import enrollment_tokens
 from vulfix.store.inventory_tables import hosts
 
@@ -212,14 +212,15 @@ class SqlHostRegistry:
         cached = self._identities.get(hashed)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(hosts.c.id, hosts.c.account_id, hosts.c.quuid).where(
-                        hosts.c.host_token_hash == hashed
+        with storage_errors():
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(hosts.c.id, hosts.c.account_id, hosts.c.quuid).where(
+                            hosts.c.host_token_hash == hashed
+                        )
                     )
-                )
-            ).first()
+                ).first()
         if row is None:
             self._identities.pop(hashed, None)
             return None

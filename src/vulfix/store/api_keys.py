@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vulfix.store.accounts import InvalidAccountNameError as InvalidAccountNameError
 from vulfix.store.accounts import account_named, check_account_name, retry_on_conflict
-from vulfix.store.database import write_transaction
+from vulfix.store.database import storage_errors, write_transaction
 from vulfix.store.secret_cipher import SecretCipher
 from vulfix.store.tables import KEY_DISABLED, KEY_ENABLED, accounts, api_keys, as_utc, utc_now
 
@@ -172,8 +172,10 @@ class ApiKeyStore:
             .join_from(api_keys, accounts, api_keys.c.account_id == accounts.c.id)
             .where(api_keys.c.secret_id == secret_id, api_keys.c.status == KEY_ENABLED)
         )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        # Signature checks read this: an outage answers InternalError.MainDBFail, not a crash.
+        with storage_errors():
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(query)).first()
         if row is None:
             return None
         return ActiveKey(

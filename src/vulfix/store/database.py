@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -34,6 +34,23 @@ SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 # Execution option read by the SQLite `begin` hook; other dialects ignore it.
 BEGIN_MODE_OPTION = "vulfix_sqlite_begin"
 BUSY_TIMEOUT_MS = 5000
+
+# PostgreSQL is across a network: every wait on it is bounded, so that an outage answers
+# InternalError.MainDBFail instead of hanging. A stopped server refuses or resets connections,
+# which fails a call at once (well within the API's 2 s); these bound a server or link that
+# goes silent. Tighter bounds misfire: at 1 s, statements of the three-replica tests timed out
+# on a loaded two-core machine (row-lock waits, backends starved of CPU).
+# Opening a connection (TCP, startup, authentication): milliseconds on a healthy server.
+CONNECT_TIMEOUT = 3.0
+# One statement. TCP notices nothing while the peer's kernel still acknowledges (a hung
+# server, a middlebox that lost the flow), so only this catches a silent link.
+STATEMENT_TIMEOUT = 5.0
+# Waiting for a pooled connection when all are busy (SQLAlchemy's default is 30 s): the pool
+# stays exhausted only while its connections hang, each for at most the above.
+POOL_TIMEOUT = 5.0
+# The driver's own failures that leave a connection unusable: it timed out mid-protocol, or
+# the socket failed. asyncpg raises them bare, not as DBAPI errors.
+LINK_FAILURES = (TimeoutError, OSError)
 
 
 class UnsupportedDatabaseError(ValueError):
@@ -140,9 +157,18 @@ def create_engine(url: str) -> AsyncEngine:
     async_url = normalize_url(url)
     if not is_sqlite(async_url):
         try:
-            return create_async_engine(async_url, pool_pre_ping=True)
+            engine = create_async_engine(
+                async_url,
+                # A pooled connection the server or the network dropped is replaced on checkout.
+                pool_pre_ping=True,
+                pool_timeout=POOL_TIMEOUT,
+                connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT},
+            )
         except ImportError as exc:
             raise _missing_driver(async_url, exc) from exc
+        event.listen(engine.sync_engine, "handle_error", _drop_broken_links)
+        event.listen(engine.sync_engine, "invalidate", _abort_invalidated)
+        return engine
     _prepare_sqlite_file(async_url)
     engine = create_async_engine(
         async_url,
@@ -168,6 +194,24 @@ def create_blocking_engine(url: str) -> Engine:
     engine = create_sync_engine(blocking_url)
     _install_sqlite_hooks(engine)
     return engine
+
+
+def _drop_broken_links(context: ExceptionContext) -> None:
+    """asyncpg's timeouts and socket errors are not DBAPI errors, so SQLAlchemy would roll
+    back on the connection (waiting out another timeout) and pool it again: count them as a
+    disconnect, which drops the connection at once. The pool's other connections stay: each
+    is checked before use, and on a silent link the next timeout drops it in turn."""
+    if isinstance(context.original_exception, LINK_FAILURES):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
+
+
+def _abort_invalidated(dbapi_connection: Any, _record: Any, _error: BaseException | None) -> None:
+    """An invalidated connection is broken: SQLAlchemy's graceful close would wait up to 2 s
+    for a goodbye (and for asyncpg's pending cancel) over the link that just failed."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None:
+        driver.terminate()
 
 
 @asynccontextmanager
@@ -201,10 +245,12 @@ async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection
 @contextmanager
 def storage_errors() -> Iterator[None]:
     """Database failures leave the store as the domain's `StorageUnavailable` (the API's
-    InternalError.MainDBFail); the original stays chained for the log."""
+    InternalError.MainDBFail); the original stays chained for the log. Besides DBAPI errors
+    and an exhausted pool, asyncpg lets a refused connection (OSError) or a timeout through
+    bare."""
     try:
         yield
-    except (DBAPIError, PoolTimeoutError) as error:
+    except (DBAPIError, PoolTimeoutError, *LINK_FAILURES) as error:
         raise StorageUnavailable(
             "The database failed or could not be reached.", "数据库操作失败或无法连接。"
         ) from error
