@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 NODE_SDK := tests/node/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo serve test lint typecheck check bench clean
+.PHONY: demo serve test soak lint typecheck check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ test: $(TEST_STAMP) $(NODE_SDK) $(CHROMIUM)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## soak: the full 60-second soak of tests/e2e/test_soak.py (CI runs it for 20 s)
+soak: $(TEST_STAMP)
+	VULFIX_SOAK_SECONDS=60 $(BIN)/pytest tests/e2e/test_soak.py -s -q
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
