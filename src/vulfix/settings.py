@@ -69,6 +69,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     snapshot_quota: int = 64
     # Console sign-in attempts per client address and second (0: no limit).
     console_sign_in_rate: int = 5
+    # Reverse proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated
+    # addresses or networks, "*" for any): the client address the sign-in limit counts, and
+    # HTTPS behind a TLS-terminating proxy (the console's cookie is then Secure).
+    forwarded_allow_ips: str = "127.0.0.1"
 
 
 class SettingsError(ValueError):

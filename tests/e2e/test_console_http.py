@@ -232,3 +232,11 @@ def test_oversized_or_malformed_forms_are_refused_plainly(console: Console) -> N
     )
     assert broken.status_code in (400, 403) and "Traceback" not in broken.text  # never a 500
     assert client.get("/console/sign-in").status_code == 200
+
+
+def test_behind_a_trusted_tls_proxy_the_session_cookie_is_secure(console: Console) -> None:
+    client = console_client(console.server.endpoint)
+    proxied = client.get("/console/sign-in", headers={"x-forwarded-proto": "https"})
+    assert "; secure" in proxied.headers["set-cookie"].lower(), "127.0.0.1 is trusted by default"
+    direct = client.get("/console/sign-in")
+    assert "; secure" not in direct.headers["set-cookie"].lower()

@@ -102,6 +102,8 @@ def run_server(settings: Settings) -> None:
         timeout_graceful_shutdown=10,
         # Agents keep connections between long-polls; uvicorn's default of 5 s drops them.
         timeout_keep_alive=75,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = DrainingServer(config, application.notifier.release_all)
     with contextlib.suppress(KeyboardInterrupt):
