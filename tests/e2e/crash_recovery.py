@@ -21,8 +21,7 @@ import psycopg
 from tencentcloud.common.common_client import CommonClient
 
 from tests.e2e.fleets import enroll_token, import_fleet, stop_agents
-from tests.e2e.processes import ApiKey, ServerProcess
-from tests.e2e.test_fix_workflow import wait_for
+from tests.e2e.processes import ApiKey, ServerProcess, wait_for
 
 
 class AnswerLosingRelay:
@@ -107,14 +106,6 @@ def provision(server: ServerProcess, account: str, fleet: Path) -> tuple[ApiKey,
 def call(api: CommonClient, action: str, **params: Any) -> dict[str, Any]:
     answer: dict[str, Any] = api.call_json(action, params)["Response"]
     return answer
-
-
-def wait_online(api: CommonClient, hosts: int) -> None:
-    def online() -> bool:
-        found = call(api, "DescribeCanFixVulMachine", VulIds=[501])["VulInfo"]
-        return bool(sum(h["AgentStatus"] == 1 for v in found for h in v["HostList"]) == hosts)
-
-    wait_for(online, "every agent online")
 
 
 def query(db_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:

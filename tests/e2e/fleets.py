@@ -6,8 +6,12 @@ import json
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from tests.e2e.processes import VULFIX, ServerProcess, run_cli
+import httpx
+from tencentcloud.common.common_client import CommonClient
+
+from tests.e2e.processes import VULFIX, ServerProcess, run_cli, wait_for
 
 VULNERABILITIES = [
     {"VulId": 501, "VulName": "OpenSSL heap overflow", "VulCategory": 4, "Level": "high",
@@ -95,3 +99,25 @@ def stop_agents(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_online(api: CommonClient, hosts: int, *, vul_id: int = 501, timeout: float = 60) -> None:
+    """Waits until `hosts` of the hosts affected by `vul_id` have their agent online."""
+
+    def online() -> bool:
+        answer: dict[str, Any] = api.call_json("DescribeCanFixVulMachine", {"VulIds": [vul_id]})
+        found = answer["Response"]["VulInfo"]
+        return sum(h["AgentStatus"] == 1 for v in found for h in v["HostList"]) == hosts
+
+    wait_for(online, f"{hosts} agents online", timeout)
+
+
+def enroll_by_hand(endpoint: str, token: str, quuid: str) -> dict[str, str]:
+    """Enrols `quuid` through the agent API as an agent would; returns its bearer header."""
+    enrolled = httpx.post(
+        f"http://{endpoint}/agent/v1/enroll",
+        json={"enroll_token": token, "quuid": quuid, "host_name": f"{quuid}-host",
+              "host_ip": "10.9.0.1", "os_family": "debian", "snapshot_supported": True},
+    )  # fmt: skip
+    assert enrolled.status_code == 200, enrolled.text
+    return {"authorization": f"Bearer {enrolled.json()['host_token']}"}

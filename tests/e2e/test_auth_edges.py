@@ -21,9 +21,8 @@ import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.cwp.v20180228 import models
 
-from tests.e2e.processes import ApiKey, ServerProcess
+from tests.e2e.processes import ApiKey, ServerProcess, wait_for
 from tests.e2e.sdk_clients import client, clock_offset
-from tests.e2e.test_fix_workflow import wait_for
 from tests.signed_requests import RawCall, Signer
 
 ACTION = "DescribeCanFixVulMachine"

@@ -25,11 +25,11 @@ from tests.e2e.fleets import (
     import_fleet,
     start_agents,
     stop_agents,
+    wait_online,
     write_fleet,
 )
 from tests.e2e.processes import ApiKey, ServerProcess
 from tests.e2e.sdk_clients import common_client
-from tests.e2e.test_fix_workflow import wait_for
 from tests.services import chromium_path
 
 ROOT = Path(__file__).parents[2]
@@ -79,13 +79,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                           "--fail-rate", "0.5", "--snapshot-fail-rate", "0.25", "--speed", "5",
                           "--seed", "4")  # fmt: skip
     deployment = Deployment(server, key, reader, f"http://{server.endpoint}")
-    api = common_client(server.endpoint, key)
-
-    def online() -> bool:
-        answer = api.call_json("DescribeCanFixVulMachine", {"VulIds": [501]})["Response"]
-        return all(h["AgentStatus"] == 1 for h in answer["VulInfo"][0]["HostList"])
-
-    wait_for(online, "every agent online")
+    wait_online(common_client(server.endpoint, key), len(HOSTS))
     yield deployment
     stop_agents(agents)
     server.stop()

@@ -21,11 +21,11 @@ from tests.e2e.fleets import (
     import_fleet,
     start_agents,
     stop_agents,
+    wait_online,
     write_fleet,
 )
 from tests.e2e.processes import ApiKey, ServerProcess
 from tests.e2e.sdk_clients import common_client
-from tests.e2e.test_fix_workflow import wait_for
 
 
 @dataclass
@@ -53,12 +53,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     agents = start_agents(server, enroll_token(server, "acme"), fleet, directory / "agents.log",
                           "--speed", "0.01")  # fmt: skip
     api = common_client(server.endpoint, key)
-
-    def online() -> bool:
-        answer = api.call_json("DescribeCanFixVulMachine", {"VulIds": [501]})["Response"]
-        return all(h["AgentStatus"] == 1 for h in answer["VulInfo"][0]["HostList"])
-
-    wait_for(online, "both agents online")
+    wait_online(api, len(hosts))
     created = api.call_json(
         "CreateVulFix", {"CreateVulFixTaskQuuids": [{"Quuids": hosts, "VulId": 501}], "SaveDays": 1}
     )

@@ -27,12 +27,10 @@ from tests.e2e.crash_recovery import (
     provision,
     reaped,
     stop_and_summarise,
-    wait_online,
 )
-from tests.e2e.fleets import host, start_agents, write_fleet
-from tests.e2e.processes import ServerProcess
+from tests.e2e.fleets import host, start_agents, wait_online, write_fleet
+from tests.e2e.processes import ServerProcess, wait_for
 from tests.e2e.sdk_clients import common_client
-from tests.e2e.test_fix_workflow import wait_for
 from tests.services import fresh_postgres_database
 
 ENGINE = {"VULFIX_ENGINE_INTERVAL": "0.2"}

@@ -12,11 +12,10 @@ import httpx
 from tencentcloud.common.common_client import CommonClient
 from tencentcloud.cwp.v20180228 import models
 
-from tests.e2e.crash_recovery import call, provision, query, reaped, wait_online
-from tests.e2e.fleets import host, start_agents, stop_agents, write_fleet
-from tests.e2e.processes import ServerProcess
+from tests.e2e.crash_recovery import call, provision, query, reaped
+from tests.e2e.fleets import host, start_agents, stop_agents, wait_online, write_fleet
+from tests.e2e.processes import ServerProcess, wait_for
 from tests.e2e.sdk_clients import client, common_client
-from tests.e2e.test_fix_workflow import wait_for
 from vulfix.fixing.transitions import REASON_LEASE_EXPIRED
 
 LEASE_SECONDS = 3

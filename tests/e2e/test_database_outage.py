@@ -31,10 +31,16 @@ from sqlalchemy.engine import make_url
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from tests.e2e.crash_recovery import assert_applied_once, stop_and_summarise
-from tests.e2e.fleets import enroll_token, host, import_fleet, start_agents, write_fleet
-from tests.e2e.processes import ApiKey, ServerProcess, run_cli
+from tests.e2e.fleets import (
+    enroll_token,
+    host,
+    import_fleet,
+    start_agents,
+    wait_online,
+    write_fleet,
+)
+from tests.e2e.processes import ApiKey, ServerProcess, run_cli, wait_for
 from tests.e2e.sdk_clients import common_client
-from tests.e2e.test_fix_workflow import wait_for
 from tests.services import fresh_postgres_database
 from tests.tcp_proxy import TcpProxy
 from vulfix.store.database import STATEMENT_TIMEOUT
@@ -213,12 +219,6 @@ def served(deployment: Deployment) -> bool:
     return True
 
 
-def agents_online(deployment: Deployment) -> bool:
-    answer = call(deployment, "DescribeCanFixVulMachine", VulIds=[501])
-    online = sum(h["AgentStatus"] == 1 for v in answer["VulInfo"] for h in v["HostList"])
-    return bool(online == len(HOSTS))
-
-
 def test_a_stopped_database_answers_main_db_fail_fast_and_nothing_is_lost(
     deployment: Deployment,
 ) -> None:
@@ -230,7 +230,7 @@ def test_a_stopped_database_answers_main_db_fail_fast_and_nothing_is_lost(
     agents = start_agents(relay, deployment.token, inventory, log, "--speed", "2", "--seed",
                           "11", heartbeat_interval=1)  # fmt: skip
     try:
-        wait_for(lambda: agents_online(deployment), "every agent online", 60)
+        wait_online(common_client(deployment.server.endpoint, deployment.key), len(HOSTS))
         fix_id = call(
             deployment, "CreateVulFix",
             CreateVulFixTaskQuuids=[{"Quuids": HOSTS, "VulId": 501}], SaveDays=1,

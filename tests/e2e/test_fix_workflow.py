@@ -7,7 +7,6 @@ them), `f*` fail every fix (for the error budget), `s*` are slow (for cancellati
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from tests.e2e.fleets import (
     stop_agents,
     write_fleet,
 )
-from tests.e2e.processes import ApiKey, ServerProcess
+from tests.e2e.processes import ApiKey, ServerProcess, wait_for
 from tests.e2e.sdk_clients import client, common_client
 
 MAIN = [f"m{n}" for n in range(6)] + ["mbm"]
@@ -103,15 +102,6 @@ def request(kind: str, **params: Any) -> Any:
     model = getattr(models, kind + "Request")()
     model.from_json_string(json.dumps(params))
     return model
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def can_fix(fleet: Fleet, vul_id: int) -> Any:

@@ -21,9 +21,8 @@ from tencentcloud.common.common_client import CommonClient
 
 from tests.agent.fake_host import FakeHost
 from tests.e2e.fleets import enroll_token, import_fleet
-from tests.e2e.processes import VULFIX, ServerProcess
+from tests.e2e.processes import VULFIX, ServerProcess, wait_for
 from tests.e2e.sdk_clients import common_client
-from tests.e2e.test_fix_workflow import wait_for
 from tests.e2e.tls import make_pki
 
 VULNERABILITIES = [

@@ -22,8 +22,7 @@ import httpx
 import pytest
 
 from tests.e2e.fleets import stop_agents
-from tests.e2e.processes import ServerProcess, run_cli
-from tests.e2e.test_fix_workflow import wait_for
+from tests.e2e.processes import ServerProcess, run_cli, wait_for
 from tests.e2e.two_accounts import Account, Site, open_account, start_real_agent
 
 SCHEMA_CODES = {"InvalidParameter", "MissingParameter", "UnknownParameter"}

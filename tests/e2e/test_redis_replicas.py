@@ -19,7 +19,7 @@ from tencentcloud.cwp.v20180228 import models
 
 from tests.e2e.conftest import account_id_of, insert_bare_task
 from tests.e2e.console_session import console_client, sign_in
-from tests.e2e.fleets import enroll_token, host, import_fleet, write_fleet
+from tests.e2e.fleets import enroll_by_hand, enroll_token, host, import_fleet, write_fleet
 from tests.e2e.processes import ApiKey, ServerProcess, free_port
 from tests.e2e.sdk_clients import client
 from tests.services import redis_url
@@ -90,14 +90,7 @@ def test_a_job_queued_through_one_replica_wakes_the_poll_held_by_the_other(
 ) -> None:
     inventory = write_fleet(replicas.directory / "fleet.json", [host("w1", 1)], {501: ["w1"]})
     import_fleet(replicas.a, "acme", inventory)
-    enrolled = httpx.post(
-        f"http://{replicas.b.endpoint}/agent/v1/enroll",
-        json={"enroll_token": enroll_token(replicas.a, "acme"), "quuid": "w1",
-              "host_name": "w1-host", "host_ip": "10.9.0.1", "os_family": "debian",
-              "snapshot_supported": True},
-    )  # fmt: skip
-    assert enrolled.status_code == 200, enrolled.text
-    bearer = {"authorization": f"Bearer {enrolled.json()['host_token']}"}
+    bearer = enroll_by_hand(replicas.b.endpoint, enroll_token(replicas.a, "acme"), "w1")
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         poll = pool.submit(

@@ -22,9 +22,8 @@ from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from tests.e2e.fleets import VULNERABILITIES, enroll_token, import_fleet, start_agents, stop_agents
-from tests.e2e.processes import ServerProcess
+from tests.e2e.processes import ServerProcess, wait_for
 from tests.e2e.sdk_clients import common_client
-from tests.e2e.test_fix_workflow import wait_for
 from tests.services import fresh_postgres_database, redis_url
 
 HOSTS = [f"r{n:03d}" for n in range(300)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from tests.e2e.fleets import enroll_token
+from tests.e2e.fleets import enroll_by_hand, enroll_token
 from tests.e2e.processes import ServerProcess
 from tests.e2e.sdk_clients import client
 
@@ -66,14 +66,7 @@ def test_health_answers_ok(server: ServerProcess) -> None:
 
 def test_sigterm_answers_held_polls_at_once_and_stops_cleanly(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path).start()
-    enrolled = httpx.post(
-        f"http://{server.endpoint}/agent/v1/enroll",
-        json={"enroll_token": enroll_token(server, "acme"), "quuid": "held-1",
-              "host_name": "held-1", "host_ip": "10.9.0.1", "os_family": "debian",
-              "snapshot_supported": True},
-    )  # fmt: skip
-    assert enrolled.status_code == 200, enrolled.text
-    bearer = {"authorization": f"Bearer {enrolled.json()['host_token']}"}
+    bearer = enroll_by_hand(server.endpoint, enroll_token(server, "acme"), "held-1")
     with ThreadPoolExecutor(max_workers=1) as pool:
         poll = pool.submit(
             httpx.get, f"http://{server.endpoint}/agent/v1/jobs?wait=25", headers=bearer, timeout=30

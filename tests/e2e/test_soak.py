@@ -23,10 +23,16 @@ from typing import Any
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from tests.e2e.fleets import VULNERABILITIES, enroll_token, import_fleet, start_agents, stop_agents
-from tests.e2e.processes import ApiKey, ServerProcess
+from tests.e2e.fleets import (
+    VULNERABILITIES,
+    enroll_token,
+    import_fleet,
+    start_agents,
+    stop_agents,
+    wait_online,
+)
+from tests.e2e.processes import ApiKey, ServerProcess, wait_for
 from tests.e2e.sdk_clients import common_client
-from tests.e2e.test_fix_workflow import wait_for
 
 SECONDS = float(os.environ.get("VULFIX_SOAK_SECONDS", "20"))
 HOSTS = [f"soak-{n:04d}" for n in range(1000)]
@@ -84,13 +90,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
     agents = start_agents(server, enroll_token(server, "soak"), fleet, directory / "agents.log",
                           "--fail-rate", "0.1", "--snapshot-fail-rate", "0.05", "--speed", "50",
                           "--seed", "9", heartbeat_interval=None)  # fmt: skip
-    api = common_client(server.endpoint, key)
-
-    def online() -> bool:
-        answer = api.call_json("DescribeCanFixVulMachine", {"VulIds": [501]})["Response"]
-        return sum(h["AgentStatus"] == 1 for h in answer["VulInfo"][0]["HostList"]) == len(HOSTS)
-
-    wait_for(online, "1 000 agents online", 90)
+    wait_online(common_client(server.endpoint, key), len(HOSTS), timeout=90)
     yield server, key
     stop_agents(agents)
     server.stop()

@@ -16,14 +16,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from vulfix.console.context import ConsoleContext
-from vulfix.console.pages import fix_form
+from vulfix.console.pages import fix_form, signed_in
 from vulfix.console.rendering import (
-    SignInRequired,
     Visitor,
     render,
     safe_next,
-    sign_in_redirect,
-    visitor_of,
 )
 from vulfix.console.sessions import CSRF_FIELD, check_key, csrf_valid, fresh_session
 from vulfix.tcapi import ApiError
@@ -42,17 +39,13 @@ def csrf_refused(ctx: ConsoleContext, request: Request) -> Response:
 def posted(ctx: ConsoleContext, handler: FormHandler) -> Handler:
     """A signed-in visitor's form, once its CSRF token checks out."""
 
-    async def guarded(request: Request) -> Response:
-        try:
-            visitor = await visitor_of(ctx, request)
-        except SignInRequired:
-            return sign_in_redirect(request)
+    async def checked(request: Request, visitor: Visitor) -> Response:
         form = await read_form(request, FORM_LIMIT, max_fields=10_000)
         if not csrf_valid(visitor.session, form.get(CSRF_FIELD)):
             return csrf_refused(ctx, request)
         return await handler(request, visitor, form)
 
-    return guarded
+    return signed_in(ctx, checked)
 
 
 class FormTooLarge(HTTPException):
