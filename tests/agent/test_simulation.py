@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -181,3 +182,66 @@ async def test_an_agent_whose_token_stops_working_enrols_again(tmp_path: Path) -
     assert registry.refused == {h["Quuid"] for h in INVENTORY["hosts"]}
     assert summary.enrolled == 5 and summary.enrol_refused == 0
     assert len(jobs.results) == queued
+
+
+class HeldReports(httpx.AsyncBaseTransport):
+    """Holds every job report until `release` is set, as a server that applied a report and
+    has not answered yet (or is being resent to) would."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.reached, self.release = asyncio.Event(), asyncio.Event()
+        self.after_release: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.release.is_set():
+            self.after_release.append(request.url.path)
+        if request.url.path.endswith("/result"):
+            self.reached.set()
+            await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+
+async def stop_while_reporting(directory: Path, grace: float, release_after: float | None) -> Any:
+    """One host with two jobs; the fleet is stopped while the first job's report is held,
+    which is released after `release_after` seconds (never when None)."""
+    jobs = FakeJobSource()
+    jobs.add("q-one", SnapshotWork("before-fix", 1))
+    jobs.add("q-one", fix_work())
+    clock = ManualClock()
+    async with migrated_engine(directory) as engine:
+        registry = SqlHostRegistry(engine)
+        token = await registry.create_enrollment_token("alice", timedelta(days=1), clock.now())
+        app = agent_app(registry, jobs, MemoryJobNotifier(), clock)
+        held = HeldReports(httpx.ASGITransport(app=app))
+        options = FleetOptions(speed=100, poll_wait=0, ramp_up=0, seed=1, stop_grace=grace)
+        stop = asyncio.Event()
+        one_host = {"hosts": [{"Quuid": "q-one", "OsFamily": "ubuntu"}]}
+        inventory = parse_inventory(json.dumps(one_host).encode())
+        async with http_client("http://t", transport=held) as http:
+            fleet = asyncio.create_task(run_fleet(inventory, [http], token, options, stop=stop))
+            await asyncio.wait_for(held.reached.wait(), 10)
+            stop.set()
+            started = time.monotonic()
+            if release_after is not None:
+                await asyncio.sleep(release_after)
+                held.release.set()
+            summary = await asyncio.wait_for(fleet, 10)
+    return summary, jobs, held, time.monotonic() - started
+
+
+async def test_a_stopping_fleet_lets_a_report_under_way_be_acknowledged(tmp_path: Path) -> None:
+    summary, jobs, held, _ = await stop_while_reporting(tmp_path, grace=5, release_after=0.3)
+
+    assert summary.jobs == {("snapshot", "success"): 1}, "the held report was acknowledged"
+    assert summary.unreported == 0
+    assert list(jobs.results) == [1], "the stopped agent took no further job"
+    assert held.after_release == [], "nothing but the held report reached the server"
+
+
+async def test_a_report_held_past_the_grace_counts_as_not_delivered(tmp_path: Path) -> None:
+    summary, jobs, _, waited = await stop_while_reporting(tmp_path, grace=0.3, release_after=None)
+
+    assert (summary.jobs, summary.unreported) == ({}, 1)
+    assert jobs.results == {}
+    assert 0.3 <= waited < 3, "the stop waited for the grace, and no longer"

@@ -79,6 +79,10 @@ class FleetOptions:
     seed: int | None = None
     # Be heard from at least this often (the server's interval applies when it is shorter).
     heartbeat_interval: float | None = None
+    # On stop, reports already on their way (resends included) get this long to be
+    # acknowledged: a report the server applied but never answered is otherwise left to the
+    # server's lease sweep, and the summary would miss it.
+    stop_grace: float = 10.0
     # Long-poll wait; None takes the server's. 0 polls without waiting (virtual-time tests).
     poll_wait: float | None = None
     # Empty polls are at least this far apart, whatever the server's wait.
@@ -116,6 +120,7 @@ class SimulatedAgent:
         deadline: float,
         start_delay: float,
         summary: FleetSummary,
+        stop: asyncio.Event,
     ) -> None:
         self._facts = enroll_request(host, enroll_token)
         self._client = client
@@ -130,12 +135,15 @@ class SimulatedAgent:
         self._next_heartbeat = 0.0
         # Reports the server never acknowledged, resent when the job comes round again.
         self._unsent: dict[int, JobReport] = {}
+        self._stop = stop
+        # True while a report is on its way: a stopping fleet lets it finish.
+        self.reporting = False
 
     async def run(self) -> None:
         await self._timeline.sleep(self._start_delay)
         if not await self._enroll():
             return
-        while self._timeline.now() < self._deadline:
+        while self._timeline.now() < self._deadline and not self._stop.is_set():
             try:
                 await self._step()
             except AgentUnavailable:
@@ -213,8 +221,12 @@ class SimulatedAgent:
         return run.report
 
     async def _report(self, job: JobEnvelope, report: JobReport) -> None:
+        self.reporting = True
         try:
             ack = await self._client.report(job.job_id, report)
+        except asyncio.CancelledError:  # stopped, grace spent: given up on
+            self._summary.unreported += 1
+            raise
         except AgentUnavailable:
             self._summary.unreported += 1
             self._unsent[job.job_id] = report
@@ -225,6 +237,8 @@ class SimulatedAgent:
                 raise
             self._summary.refused += 1
             return
+        finally:
+            self.reporting = False
         if ack.applied:
             self._summary.jobs[job_kind(job), report.outcome] += 1
         else:
@@ -250,6 +264,7 @@ async def run_fleet(
     deadline = timeline.now() + (options.duration if options.duration is not None else math.inf)
     ramp_up = options.ramp_up if options.ramp_up is not None else len(hosts) / ENROLMENTS_PER_SECOND
     summary = FleetSummary()
+    stop = stop if stop is not None else asyncio.Event()
     agents = [
         SimulatedAgent(
             host,
@@ -263,6 +278,7 @@ async def run_fleet(
             deadline=deadline,
             start_delay=jitter.uniform(0, ramp_up),
             summary=summary,
+            stop=stop,
         )
         for index, host in enumerate(hosts)
     ]
@@ -272,15 +288,28 @@ async def run_fleet(
             tasks = [group.create_task(agent.run()) for agent in agents]
             for task in tasks:
                 timeline.enlist(task)
-            if stop is not None:
-                watcher = asyncio.create_task(_cancel_when_set(stop, tasks))
+            watcher = asyncio.create_task(
+                _stop_when_set(stop, list(zip(agents, tasks, strict=True)), options.stop_grace)
+            )
     finally:
         if watcher is not None:
             watcher.cancel()
     return summary
 
 
-async def _cancel_when_set(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+async def _stop_when_set(
+    stop: asyncio.Event, running: list[tuple[SimulatedAgent, asyncio.Task[None]]], grace: float
+) -> None:
+    """Once `stop` is set, cancels every agent but those sending a report, which get up to
+    `grace` seconds to have it acknowledged (they take no job after it)."""
     await stop.wait()
-    for task in tasks:
-        task.cancel()
+    reporting = []
+    for agent, task in running:
+        if agent.reporting:
+            reporting.append(task)
+        else:
+            task.cancel()
+    if reporting:
+        _, late = await asyncio.wait(reporting, timeout=grace)
+        for task in late:
+            task.cancel()
