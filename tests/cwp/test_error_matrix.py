@@ -275,7 +275,7 @@ async def test_an_unexpected_failure_is_internal_error(
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("an unexpected bug")
 
-    for name in ("read_transaction", "write_transaction"):
+    for name in ("read_transaction", "write_transaction", "read_row"):
         for module in (
             "vulfix.store.fixing_store",
             "vulfix.store.fix_task_reader",

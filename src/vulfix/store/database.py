@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import URL, ExceptionContext, make_url
@@ -24,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import greenlet_spawn
 
 from vulfix.fixing.errors import StorageUnavailable
 from vulfix.store import inline_sqlite
@@ -240,6 +241,25 @@ async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection
                 )
             async with conn.begin():
                 yield conn
+
+
+async def read_row(
+    engine: AsyncEngine, statement: Executable, parameters: dict[str, Any]
+) -> Row[Any] | None:
+    """The first row of one read statement, in one hop into SQLAlchemy's greenlet.
+
+    Through the async API, connect, begin, execute, commit and close each cost a hop (and
+    an event-loop turn), together three times the statement itself: 370 us against 100 us
+    for the task-version read behind every DescribeVulFixStatus. One statement sees one
+    consistent snapshot on both engines, so the default isolation suffices."""
+
+    def read() -> Row[Any] | None:
+        with engine.sync_engine.connect() as conn, conn.begin():
+            return conn.execute(statement, parameters).first()
+
+    with storage_errors():
+        row: Row[Any] | None = await greenlet_spawn(read)
+        return row
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
@@ -16,12 +16,16 @@ from vulfix.fixing.task_view import (
     SnapshotRecordView,
     TaskView,
 )
-from vulfix.store.database import read_transaction
+from vulfix.store.database import read_row, read_transaction
 from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
 from vulfix.store.tables import as_utc, fix_tasks
 
 PRIORS = DurationEstimates()
 OBSERVED_JOBS = 50
+# The read behind every DescribeVulFixStatus by FixId, built once.
+_TASK_VERSION = select(fix_tasks.c.fix_id, fix_tasks.c.version).where(
+    fix_tasks.c.fix_id == bindparam("fix_id"), fix_tasks.c.account_id == bindparam("account_id")
+)
 
 
 class SqlTaskReader:
@@ -35,6 +39,10 @@ class SqlTaskReader:
 
     async def version(self, account_id: int, lookup: TaskLookup) -> tuple[int, int] | None:
         """(FixId, version) of the task the lookup selects, or None."""
+        if lookup.fix_id is not None:
+            parameters = {"fix_id": lookup.fix_id, "account_id": account_id}
+            row = await read_row(self.engine, _TASK_VERSION, parameters)
+            return None if row is None else (int(row.fix_id), int(row.version))
         async with read_transaction(self.engine) as conn:
             fix_id = await find_fix_id(conn, account_id, lookup)
             if fix_id is None:
