@@ -13,6 +13,7 @@ from vulfix.store.database import (
     UnsupportedDatabaseError,
     create_engine,
     normalize_url,
+    read_row,
     read_transaction,
     sqlite_path,
     sync_url,
@@ -128,3 +129,25 @@ async def test_foreign_keys_are_enforced_and_surface_as_storage_unavailable(
             )
     assert isinstance(caught.value.__cause__, IntegrityError)
     assert "foreign key" in str(caught.value.__cause__).lower()
+
+
+async def test_read_row_sees_what_was_committed_and_holds_nothing_after(
+    engine: AsyncEngine,
+) -> None:
+    by_name = text("SELECT id, app_id FROM accounts WHERE name = :name")
+    assert await read_row(engine, by_name, {"name": "acme"}) is None
+    async with write_transaction(engine) as conn:
+        await conn.execute(
+            text("INSERT INTO accounts (name, app_id, created_at) VALUES ('acme', 7, '2024-01-01')")
+        )
+    row = await read_row(engine, by_name, {"name": "acme"})
+    assert row is not None and row.app_id == 7
+    async with write_transaction(engine) as conn:  # no transaction or lock was left behind
+        await conn.execute(text("UPDATE accounts SET app_id = 8 WHERE name = 'acme'"))
+    row = await read_row(engine, by_name, {"name": "acme"})
+    assert row is not None and row.app_id == 8
+
+
+async def test_read_row_failures_surface_as_storage_unavailable(engine: AsyncEngine) -> None:
+    with pytest.raises(StorageUnavailable):
+        await read_row(engine, text("SELECT no_such_column FROM accounts"), {})
