@@ -17,7 +17,7 @@ from sqlalchemy import (
     text,
 )
 
-from vulfix.store.tables import BigIdentity, fix_tasks, metadata
+from vulfix.store.tables import BigIdentity, BigIdReference, fix_tasks, metadata
 
 # Columns the engine adds to `fix_tasks` (migration 0002); declared here with the rest.
 for column in (
@@ -37,9 +37,9 @@ fix_items = Table(
     "fix_items",
     metadata,
     Column("id", BigIdentity, primary_key=True, autoincrement=True),
-    Column("fix_id", Integer, ForeignKey("fix_tasks.fix_id"), nullable=False, index=True),
-    Column("vul_id", Integer, nullable=False),
-    Column("kb_id", Integer, nullable=False),
+    Column("fix_id", BigIdReference, ForeignKey("fix_tasks.fix_id"), nullable=False, index=True),
+    Column("vul_id", BigIdReference, nullable=False),
+    Column("kb_id", BigIdReference, nullable=False),
     Column("fix_method", Integer, nullable=False),
     Column("vul_name", String(512), nullable=False),
     Column("kb_number", String(64), nullable=False),
@@ -52,8 +52,8 @@ snapshot_records = Table(
     "snapshot_records",
     metadata,
     Column("id", BigIdentity, primary_key=True, autoincrement=True),
-    Column("fix_id", Integer, ForeignKey("fix_tasks.fix_id"), nullable=False),
-    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("fix_id", BigIdReference, ForeignKey("fix_tasks.fix_id"), nullable=False),
+    Column("host_id", BigIdReference, ForeignKey("hosts.id"), nullable=False),
     Column("quuid", String(128), nullable=False),
     Column("host_name", String(255), nullable=False),
     Column("host_ip", String(64), nullable=False),
@@ -75,9 +75,9 @@ fix_records = Table(
     "fix_records",
     metadata,
     Column("id", BigIdentity, primary_key=True, autoincrement=True),
-    Column("fix_id", Integer, ForeignKey("fix_tasks.fix_id"), nullable=False),
-    Column("item_id", Integer, ForeignKey("fix_items.id"), nullable=False),
-    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("fix_id", BigIdReference, ForeignKey("fix_tasks.fix_id"), nullable=False),
+    Column("item_id", BigIdReference, ForeignKey("fix_items.id"), nullable=False),
+    Column("host_id", BigIdReference, ForeignKey("hosts.id"), nullable=False),
     Column("quuid", String(128), nullable=False),
     Column("host_name", String(255), nullable=False),
     Column("host_ip", String(64), nullable=False),
@@ -97,13 +97,13 @@ jobs = Table(
     metadata,
     Column("job_id", BigIdentity, primary_key=True, autoincrement=True),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
-    Column("fix_id", Integer, nullable=True),
+    Column("host_id", BigIdReference, ForeignKey("hosts.id"), nullable=False),
+    Column("fix_id", BigIdReference, nullable=True),
     # snapshot | fix | snapshot_delete
     Column("kind", String(16), nullable=False),
-    Column("snapshot_record_id", Integer, nullable=True),
-    Column("fix_record_id", Integer, nullable=True),
-    Column("machine_snapshot_id", Integer, nullable=True),
+    Column("snapshot_record_id", BigIdReference, nullable=True),
+    Column("fix_record_id", BigIdReference, nullable=True),
+    Column("machine_snapshot_id", BigIdReference, nullable=True),
     # queued -> leased -> done | expired | cancelled
     Column("state", String(16), nullable=False),
     Column("created_at", DateTime(), nullable=False),

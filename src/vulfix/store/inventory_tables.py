@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from vulfix.store.tables import BigIdentity, metadata
+from vulfix.store.tables import BigIdentity, BigIdReference, metadata
 
 hosts = Table(
     "hosts",
@@ -52,7 +52,7 @@ vulnerabilities = Table(
     metadata,
     Column("id", BigIdentity, primary_key=True, autoincrement=True),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("vul_id", Integer, nullable=False),
+    Column("vul_id", BigIdReference, nullable=False),
     Column("vul_name", String(512), nullable=False),
     Column("vul_category", Integer, nullable=False),
     Column("level", String(16), nullable=False),
@@ -73,8 +73,8 @@ kb_patches = Table(
     metadata,
     Column("id", BigIdentity, primary_key=True, autoincrement=True),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("vul_id", Integer, nullable=False),
-    Column("kb_id", Integer, nullable=False),
+    Column("vul_id", BigIdReference, nullable=False),
+    Column("kb_id", BigIdReference, nullable=False),
     Column("kb_number", String(64), nullable=False),
     Column("kb_name", String(512), nullable=False),
     Column("pre_kb_list", JSON, nullable=False),
@@ -85,8 +85,8 @@ kb_patches = Table(
 findings = Table(
     "findings",
     metadata,
-    Column("host_id", Integer, ForeignKey("hosts.id"), primary_key=True),
-    Column("vul_id", Integer, primary_key=True),
+    Column("host_id", BigIdReference, ForeignKey("hosts.id"), primary_key=True),
+    Column("vul_id", BigIdReference, primary_key=True),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
     # IsSupportAutoFix as imported (1 can fix, 0/3/4/11/12 cannot, 7 detecting, 10 ignored),
     # overlaid by fix records: 5 fixing, 6 fixed, 9 fix failed (spec §3.3).
@@ -100,13 +100,13 @@ machine_snapshots = Table(
     metadata,
     Column("id", BigIdentity, primary_key=True, autoincrement=True),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("host_id", BigIdReference, ForeignKey("hosts.id"), nullable=False),
     Column("snapshot_id", String(32), nullable=False, unique=True),
     Column("snapshot_name", String(255), nullable=False),
     Column("disk_id", String(64), nullable=False),
     # What the agent's provider calls it (an LV name, a ZFS dataset@snap, ...).
     Column("provider_ref", String(512), nullable=False),
-    Column("fix_id", Integer, nullable=True),
+    Column("fix_id", BigIdReference, nullable=True),
     Column("created_at", DateTime(), nullable=False),
     Column("expires_at", DateTime(), nullable=True),
     Column("deleted_at", DateTime(), nullable=True),

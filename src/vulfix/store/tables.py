@@ -41,6 +41,10 @@ KEY_DISABLED = "disabled"
 
 # SQLite only auto-increments an `INTEGER PRIMARY KEY`, not a BIGINT one.
 BigIdentity = BigInteger().with_variant(Integer(), "sqlite")
+# A column holding an id (one of those, or a VulId or KbId, which clients may name up to
+# 2^63 - 1) is as wide: PostgreSQL refuses to compare a 32-bit column with a larger value.
+# SQLite's INTEGER is 64-bit whatever it is called.
+BigIdReference = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
