@@ -43,6 +43,7 @@ class FakeJobSource:
     leased: dict[int, tuple[str, JobAssignment]] = field(default_factory=dict)
     results: dict[int, JobResult] = field(default_factory=dict)
     report_calls: int = 0
+    next_job_calls: int = 0
     extended: list[int] = field(default_factory=list)
     _next_id: int = 1
 
@@ -59,6 +60,7 @@ class FakeJobSource:
         return None
 
     async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
+        self.next_job_calls += 1
         held = self._held_by(host)
         if held is not None:
             return held

@@ -159,16 +159,18 @@ async def test_long_poll_returns_a_job_that_appears_during_the_wait(
         },
     }
     assert notifier.waiting_hosts == 0
+    assert jobs.next_job_calls == 2, "asked before the wait, and again once woken"
 
 
 async def test_long_poll_answers_204_when_nothing_comes(
-    http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock
+    http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
 ) -> None:
     host = await enrol(http, registry, clock)
     started = time.monotonic()
     response = await http.get(f"{API}/jobs", params={"wait": "0.2"}, headers=host.headers)
     assert response.status_code == 204 and response.content == b""
     assert time.monotonic() - started >= 0.2
+    assert jobs.next_job_calls == 1, "a wait that timed out has nothing new to find"
 
 
 async def test_a_queued_job_is_answered_at_once_and_again_until_reported(

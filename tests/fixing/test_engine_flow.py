@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from pathlib import Path
+
 import pytest
 
-from tests.fixing.engine_harness import Harness
+from tests.fixing.engine_harness import Harness, make_harness
 from vulfix.fixing.errors import CannotAutoFix, InvalidFixRequest
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
+from vulfix.store.migrate import upgrade
 
 
 async def test_a_task_snapshots_each_host_then_fixes_every_vulnerability(harness: Harness) -> None:
@@ -170,3 +175,22 @@ async def test_remaining_time_follows_observed_job_durations(harness: Harness) -
     await harness.drain("a")
     await harness.drain("b")
     assert (await harness.status(fix_id=fix_id)).remaining_seconds == 0
+
+
+async def test_an_idle_hosts_poll_never_waits_for_the_write_lock(tmp_path: Path) -> None:
+    """Most polls find nothing to do; they only read, so another process holding SQLite's
+    write lock (a CLI import, say) does not hold up a fleet of idle agents."""
+    path = tmp_path / "vulfix.db"
+    upgrade(f"sqlite:///{path}")
+    harness = await make_harness(f"sqlite:///{path}")
+    await harness.add_host("idle")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert await harness.poll("idle") is None
+        assert time.monotonic() - started < 1, "waited for the write lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        await harness.store.engine.dispose()

@@ -17,6 +17,7 @@ from vulfix.store.database import (
     read_transaction,
     sqlite_path,
     sync_url,
+    write_once,
     write_transaction,
 )
 
@@ -151,3 +152,25 @@ async def test_read_row_sees_what_was_committed_and_holds_nothing_after(
 async def test_read_row_failures_surface_as_storage_unavailable(engine: AsyncEngine) -> None:
     with pytest.raises(StorageUnavailable):
         await read_row(engine, text("SELECT no_such_column FROM accounts"), {})
+
+
+async def test_write_once_commits_and_counts_the_rows_it_changed(engine: AsyncEngine) -> None:
+    insert = text("INSERT INTO accounts (name, app_id, created_at) VALUES (:name, 1, '2024-01-01')")
+    assert await write_once(engine, insert, {"name": "acme"}) == 1
+    rename = text("UPDATE accounts SET name = :new WHERE name = :old")
+    assert await write_once(engine, rename, {"new": "beta", "old": "nobody"}) == 0
+    assert await write_once(engine, rename, {"new": "beta", "old": "acme"}) == 1
+    async with engine.connect() as conn:  # committed, and seen by any other connection
+        assert (await conn.execute(text("SELECT name FROM accounts"))).scalar_one() == "beta"
+    with pytest.raises(StorageUnavailable):  # a second account with the same AppId
+        await write_once(engine, insert, {"name": "gamma"})
+
+
+async def test_write_once_holds_the_write_lock_only_while_it_runs(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    path = sqlite_path(str(sqlite_engine.url))
+    assert path is not None
+    insert = text("INSERT INTO accounts (name, app_id, created_at) VALUES ('a', 1, '2024-01-01')")
+    await write_once(sqlite_engine, insert, {})
+    assert _try_to_take_write_lock(path)

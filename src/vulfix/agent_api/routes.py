@@ -184,10 +184,9 @@ def agent_routes(
         wait = _poll_wait(request)
         await registry.touch(host, clock.now())
         job = await jobs.next_job(host, clock.now())
-        if job is None and wait > 0:
-            await notifier.wait(host.host_id, wait)
-            # Asked again even after a timeout: a job queued just before the wait began may
-            # have notified nobody.
+        # Asked again only when woken: the notifier remembers a job queued between the
+        # question and the wait, and after a timeout the agent's next poll asks first anyway.
+        if job is None and wait > 0 and await notifier.wait(host.host_id, wait):
             job = await jobs.next_job(host, clock.now())
         if job is None:
             return Response(status_code=204)

@@ -13,12 +13,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.agent_port import Enrollment, EnrollmentRefused, HostFacts, HostIdentity
 from vulfix.store.accounts import account_named, check_account_name, retry_on_conflict
-from vulfix.store.database import storage_errors, write_transaction
+from vulfix.store.database import read_row, write_once, write_transaction
 from vulfix.store.fixing_tables import enrollment_tokens
 from vulfix.store.inventory_tables import hosts
 
@@ -65,6 +65,21 @@ def _check_facts(facts: HostFacts) -> None:
             raise EnrollmentRefused(f"{name} is empty")
     if facts.quuid is not None and not facts.quuid.strip():
         raise EnrollmentRefused("quuid is empty")
+
+
+# The two statements behind every agent request, built once.
+_HOST_BY_TOKEN = select(hosts.c.id, hosts.c.account_id, hosts.c.quuid).where(
+    hosts.c.host_token_hash == bindparam("token_hash")
+)
+_TOUCH = (
+    update(hosts)
+    .where(
+        hosts.c.id == bindparam("host"),
+        # Never moves backwards when replicas' clocks disagree a little.
+        or_(hosts.c.last_seen_at.is_(None), hosts.c.last_seen_at < bindparam("seen")),
+    )
+    .values(last_seen_at=bindparam("seen"))
+)
 
 
 class SqlHostRegistry:
@@ -212,15 +227,7 @@ class SqlHostRegistry:
         cached = self._identities.get(hashed)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        with storage_errors():
-            async with self._engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        select(hosts.c.id, hosts.c.account_id, hosts.c.quuid).where(
-                            hosts.c.host_token_hash == hashed
-                        )
-                    )
-                ).first()
+        row = await read_row(self._engine, _HOST_BY_TOKEN, {"token_hash": hashed})
         if row is None:
             self._identities.pop(hashed, None)
             return None
@@ -235,17 +242,7 @@ class SqlHostRegistry:
         last = self._last_touched.get(host.host_id)
         if last is not None and last <= now < last + self._touch_interval:
             return
-        stored_now = _stored(now)
-        async with write_transaction(self._engine) as conn:
-            await conn.execute(
-                update(hosts)
-                .where(
-                    hosts.c.id == host.host_id,
-                    # Never moves backwards when replicas' clocks disagree a little.
-                    or_(hosts.c.last_seen_at.is_(None), hosts.c.last_seen_at < stored_now),
-                )
-                .values(last_seen_at=stored_now)
-            )
+        await write_once(self._engine, _TOUCH, {"host": host.host_id, "seen": _stored(now)})
         if len(self._last_touched) >= MAX_CACHED:
             self._last_touched.clear()
         self._last_touched[host.host_id] = now

@@ -108,6 +108,8 @@ class SqlFixingStore:
     # The agent side (`JobSource`).
 
     async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
+        if not await job_queue.has_active_job(self.engine, host.host_id):
+            return None  # an idle host's poll, the common case: one read, no write lock
         async with write_transaction(self.engine) as conn:
             job_id, woken = await job_queue.claim(conn, host.host_id, self._lease, now)
             assignment = (
