@@ -17,6 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +76,67 @@ def finished_jobs(path: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0])
 
 
+@dataclass
+class Fleet:
+    path: Path  # the server's SQLite file
+    quuids: list[str]
+    secret_id: str
+    secret_key: str
+    server: subprocess.Popen[bytes]
+    enrolment_seconds: float
+
+
+@contextmanager
+def enrolled_fleet(
+    directory: Path, hosts: int, poll_wait: int, *simulate_options: str
+) -> Iterator[Fleet]:
+    """`vulfix serve` on SQLite (CPU 0) and `vulfix simulate` with one agent per host (CPU 1),
+    once every agent has enrolled; both are stopped on leaving."""
+    path = directory / "bench.db"
+    db = f"sqlite:///{path}"
+    upgrade(db)
+    secret_id, secret_key = create_key(db)
+    quuids = make_fleet(path, hosts, 1)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE hosts SET last_seen_at = NULL")
+    vulfix = str(Path(sys.executable).parent / "vulfix")
+    token = json.loads(
+        subprocess.run(
+            [vulfix, "enroll-token", "create", "--db", db, "--account", "bench", "--json"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )["Token"]  # fmt: skip
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", vulfix, "serve", "--port", str(PORT), "--db", db,
+         "--rate-limit", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={"VULFIX_LOG_LEVEL": "WARNING", "VULFIX_POLL_WAIT": str(poll_wait),
+             "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    agents = None
+    try:
+        wait_ready()
+        agents = subprocess.Popen(
+            ["taskset", "-c", "1", vulfix, "simulate", "--server", f"http://127.0.0.1:{PORT}",
+             "--enroll-token", token,
+             "--inventory", str(inventory(directory / "fleet.json", quuids)),
+             "--seed", "1", *simulate_options],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        started = time.monotonic()
+        while online_hosts(path) < hosts:
+            if time.monotonic() - started > 600:
+                raise RuntimeError(f"only {online_hosts(path)} hosts enrolled")
+            time.sleep(0.5)
+        yield Fleet(path, quuids, secret_id, secret_key, server, time.monotonic() - started)
+    finally:
+        if agents is not None:
+            agents.terminate()
+            agents.wait()
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -83,60 +147,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         ceiling = raw_ceiling(directory, 4)
-        path = directory / "bench.db"
-        db = f"sqlite:///{path}"
-        upgrade(db)
-        secret_id, secret_key = create_key(db)
-        quuids = make_fleet(path, args.hosts, 1)
-        with sqlite3.connect(path) as conn:
-            conn.execute("UPDATE hosts SET last_seen_at = NULL")
-        vulfix = str(Path(sys.executable).parent / "vulfix")
-        token = json.loads(
-            subprocess.run(
-                [vulfix, "enroll-token", "create", "--db", db, "--account", "bench", "--json"],
-                capture_output=True, text=True, check=True,
-            ).stdout
-        )["Token"]  # fmt: skip
-        server = subprocess.Popen(
-            ["taskset", "-c", "0", vulfix, "serve", "--port", str(PORT), "--db", db,
-             "--rate-limit", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={"VULFIX_LOG_LEVEL": "WARNING", "VULFIX_POLL_WAIT": "20", "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
-        agents = None
-        try:
-            wait_ready()
-            agents = subprocess.Popen(
-                ["taskset", "-c", "1", vulfix, "simulate", "--server", f"http://127.0.0.1:{PORT}",
-                 "--enroll-token", token,
-                 "--inventory", str(inventory(directory / "fleet.json", quuids)),
-                 "--speed", "1000000", "--seed", "1"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            started = time.monotonic()
-            while online_hosts(path) < args.hosts:
-                if time.monotonic() - started > 600:
-                    raise RuntimeError(f"only {online_hosts(path)} hosts enrolled")
-                time.sleep(0.5)
-            enrolled = time.monotonic() - started
-            api = Api(secret_id, secret_key)
-            entry = {"Quuids": quuids, "VulId": 1}
+        with enrolled_fleet(directory, args.hosts, 20, "--speed", "1000000") as fleet:
+            api = Api(fleet.secret_id, fleet.secret_key)
+            entry = {"Quuids": fleet.quuids, "VulId": 1}
             began = time.monotonic()
             api.call("CreateVulFix", {"CreateVulFixTaskQuuids": [entry], "SaveDays": 1})
             expected = 2 * args.hosts
-            while (done := finished_jobs(path)) < expected:
+            while (done := finished_jobs(fleet.path)) < expected:
                 if time.monotonic() - began > 900:
                     raise RuntimeError(f"only {done} of {expected} jobs done")
                 if args.trace:
                     print(f"{time.monotonic() - began:6.1f} s  {done} jobs done", flush=True)
                 time.sleep(0.2 if not args.trace else 1.0)
             elapsed = time.monotonic() - began
-        finally:
-            if agents is not None:
-                agents.terminate()
-                agents.wait()
-            server.terminate()
-            server.wait()
+    enrolled = fleet.enrolment_seconds
     rate = expected / elapsed
     print(f"enrolment of {args.hosts} agents: {enrolled:.1f} s ({args.hosts / enrolled:.0f}/s)")
     print(f"raw ASGI ceiling: {ceiling:.0f} req/s")

@@ -13,10 +13,7 @@ Usage: python bench/idle.py [--hosts 10000] [--wait 20] [--seconds 20]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.agents import PORT, inventory, online_hosts, raw_ceiling  # noqa: E402
-from bench.engine import create_key, wait_ready  # noqa: E402
-from bench.fleet import make_fleet  # noqa: E402
-
-from vulfix.store.migrate import upgrade  # noqa: E402
+from bench.agents import enrolled_fleet, raw_ceiling  # noqa: E402
 
 # Enrolment's first polls and jobs are over by then.
 SETTLE_SECONDS = 25
@@ -52,51 +45,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         ceiling = raw_ceiling(directory, 4)
-        path = directory / "bench.db"
-        db = f"sqlite:///{path}"
-        upgrade(db)
-        create_key(db)
-        quuids = make_fleet(path, args.hosts, 1)
-        with sqlite3.connect(path) as conn:
-            conn.execute("UPDATE hosts SET last_seen_at = NULL")
-        vulfix = str(Path(sys.executable).parent / "vulfix")
-        token = json.loads(
-            subprocess.run(
-                [vulfix, "enroll-token", "create", "--db", db, "--account", "bench", "--json"],
-                capture_output=True, text=True, check=True,
-            ).stdout
-        )["Token"]  # fmt: skip
-        server = subprocess.Popen(
-            ["taskset", "-c", "0", vulfix, "serve", "--port", str(PORT), "--db", db,
-             "--rate-limit", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={"VULFIX_LOG_LEVEL": "WARNING", "VULFIX_POLL_WAIT": str(args.wait),
-                 "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
-        agents = None
-        try:
-            wait_ready()
-            agents = subprocess.Popen(
-                ["taskset", "-c", "1", vulfix, "simulate", "--server", f"http://127.0.0.1:{PORT}",
-                 "--enroll-token", token,
-                 "--inventory", str(inventory(directory / "fleet.json", quuids)), "--seed", "1"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            started = time.monotonic()
-            while online_hosts(path) < args.hosts:
-                if time.monotonic() - started > 600:
-                    raise RuntimeError(f"only {online_hosts(path)} hosts enrolled")
-                time.sleep(0.5)
+        with enrolled_fleet(directory, args.hosts, args.wait) as fleet:
             time.sleep(SETTLE_SECONDS)
-            before, began = cpu_seconds(server.pid), time.monotonic()
+            before, began = cpu_seconds(fleet.server.pid), time.monotonic()
             time.sleep(args.seconds)
-            share = (cpu_seconds(server.pid) - before) / (time.monotonic() - began)
-        finally:
-            if agents is not None:
-                agents.terminate()
-                agents.wait()
-            server.terminate()
-            server.wait()
+            share = (cpu_seconds(fleet.server.pid) - before) / (time.monotonic() - began)
     polls = args.hosts / args.wait
     per_poll, per_raw = share / polls, 1 / ceiling
     print(f"raw ASGI ceiling: {ceiling:.0f} req/s ({per_raw * 1e6:.0f} us of CPU each)")
