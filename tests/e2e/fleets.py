@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 from tencentcloud.common.common_client import CommonClient
 
-from tests.e2e.processes import VULFIX, ServerProcess, run_cli, wait_for
+from tests.e2e.processes import VULFIX, ApiKey, ServerProcess, run_cli, wait_for
+from tests.e2e.sdk_clients import common_client
 
 VULNERABILITIES = [
     {"VulId": 501, "VulName": "OpenSSL heap overflow", "VulCategory": 4, "Level": "high",
@@ -99,6 +102,31 @@ def stop_agents(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def fleet_at_work(
+    server: ServerProcess,
+    key: ApiKey,
+    fleet: Path,
+    log: Path,
+    *options: str,
+    hosts: int,
+    heartbeat_interval: float | None = 2,
+    online_timeout: float = 60,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`fleet` imported into `key`'s account and its simulated agents started (`options` for
+    `vulfix simulate`), once `hosts` of them are online; the agents stop on leaving."""
+    import_fleet(server, key.account, fleet)
+    agents = start_agents(
+        server, enroll_token(server, key.account), fleet, log, *options,
+        heartbeat_interval=heartbeat_interval,
+    )  # fmt: skip
+    try:
+        wait_online(common_client(server.endpoint, key), hosts, timeout=online_timeout)
+        yield agents
+    finally:
+        stop_agents(agents)
 
 
 def wait_online(api: CommonClient, hosts: int, *, vul_id: int = 501, timeout: float = 60) -> None:

@@ -19,15 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.e2e.fleets import (
-    enroll_token,
-    host,
-    import_fleet,
-    start_agents,
-    stop_agents,
-    wait_online,
-    write_fleet,
-)
+from tests.e2e.fleets import fleet_at_work, host, write_fleet
 from tests.e2e.processes import ApiKey, ServerProcess
 from tests.e2e.sdk_clients import common_client
 from tests.services import chromium_path
@@ -73,15 +65,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     key, reader = server.create_key("acme"), server.create_key("acme", read_only=True)
     fleet = write_fleet(directory / "fleet.json", [host(q, n) for n, q in enumerate(HOSTS)],
                         {501: HOSTS, 502: HOSTS[:3]})  # fmt: skip
-    import_fleet(server, "acme", fleet)
     # Half the fixes and a quarter of the snapshots fail (seeded: every run sees the same).
-    agents = start_agents(server, enroll_token(server, "acme"), fleet, directory / "agents.log",
-                          "--fail-rate", "0.5", "--snapshot-fail-rate", "0.25", "--speed", "5",
-                          "--seed", "4")  # fmt: skip
-    deployment = Deployment(server, key, reader, f"http://{server.endpoint}")
-    wait_online(common_client(server.endpoint, key), len(HOSTS))
-    yield deployment
-    stop_agents(agents)
+    with fleet_at_work(server, key, fleet, directory / "agents.log",
+                       "--fail-rate", "0.5", "--snapshot-fail-rate", "0.25", "--speed", "5",
+                       "--seed", "4", hosts=len(HOSTS)):  # fmt: skip
+        yield Deployment(server, key, reader, f"http://{server.endpoint}")
     server.stop()
 
 

@@ -15,15 +15,7 @@ import pytest
 
 from tests.e2e.conftest import account_id_of, insert_bare_task
 from tests.e2e.console_session import console_client, csrf_token, sign_in
-from tests.e2e.fleets import (
-    enroll_token,
-    host,
-    import_fleet,
-    start_agents,
-    stop_agents,
-    wait_online,
-    write_fleet,
-)
+from tests.e2e.fleets import fleet_at_work, host, write_fleet
 from tests.e2e.processes import ApiKey, ServerProcess
 from tests.e2e.sdk_clients import common_client
 
@@ -48,17 +40,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     hosts = ["c1", "c2"]
     fleet = write_fleet(directory / "acme.json", [host(q, n) for n, q in enumerate(hosts)],
                         {501: hosts})  # fmt: skip
-    import_fleet(server, "acme", fleet)
     # Agents so slow that the task is still running when the tests look at it.
-    agents = start_agents(server, enroll_token(server, "acme"), fleet, directory / "agents.log",
-                          "--speed", "0.01")  # fmt: skip
-    api = common_client(server.endpoint, key)
-    wait_online(api, len(hosts))
-    created = api.call_json(
-        "CreateVulFix", {"CreateVulFixTaskQuuids": [{"Quuids": hosts, "VulId": 501}], "SaveDays": 1}
-    )
-    yield Console(server, key, reader, stranger, created["Response"]["FixId"])
-    stop_agents(agents)
+    with fleet_at_work(server, key, fleet, directory / "agents.log", "--speed", "0.01",
+                       hosts=len(hosts)):  # fmt: skip
+        items = [{"Quuids": hosts, "VulId": 501}]
+        created = common_client(server.endpoint, key).call_json(
+            "CreateVulFix", {"CreateVulFixTaskQuuids": items, "SaveDays": 1}
+        )
+        yield Console(server, key, reader, stranger, created["Response"]["FixId"])
     server.stop()
 
 

@@ -23,14 +23,7 @@ from typing import Any
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from tests.e2e.fleets import (
-    VULNERABILITIES,
-    enroll_token,
-    import_fleet,
-    start_agents,
-    stop_agents,
-    wait_online,
-)
+from tests.e2e.fleets import VULNERABILITIES, fleet_at_work
 from tests.e2e.processes import ApiKey, ServerProcess, wait_for
 from tests.e2e.sdk_clients import common_client
 
@@ -86,13 +79,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
     }
     fleet = directory / "fleet.json"
     fleet.write_text(json.dumps(inventory))
-    import_fleet(server, "soak", fleet)
-    agents = start_agents(server, enroll_token(server, "soak"), fleet, directory / "agents.log",
-                          "--fail-rate", "0.1", "--snapshot-fail-rate", "0.05", "--speed", "50",
-                          "--seed", "9", heartbeat_interval=None)  # fmt: skip
-    wait_online(common_client(server.endpoint, key), len(HOSTS), timeout=90)
-    yield server, key
-    stop_agents(agents)
+    with fleet_at_work(server, key, fleet, directory / "agents.log",
+                       "--fail-rate", "0.1", "--snapshot-fail-rate", "0.05", "--speed", "50",
+                       "--seed", "9", hosts=len(HOSTS), heartbeat_interval=None,
+                       online_timeout=90):  # fmt: skip
+        yield server, key
     server.stop()
 
 
