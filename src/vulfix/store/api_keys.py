@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vulfix.store.accounts import InvalidAccountNameError as InvalidAccountNameError
 from vulfix.store.accounts import account_named, check_account_name, retry_on_conflict
-from vulfix.store.database import storage_errors, write_transaction
+from vulfix.store.database import read_row, write_transaction
 from vulfix.store.secret_cipher import SecretCipher
 from vulfix.store.tables import KEY_DISABLED, KEY_ENABLED, accounts, api_keys, as_utc, utc_now
 
@@ -63,6 +63,21 @@ class ActiveKey:
 
 def _random_alphanumerics(length: int) -> str:
     return "".join(secrets.choice(ALPHANUMERICS) for _ in range(length))
+
+
+# The read behind every signature check the credential cache misses, built once.
+_ACTIVE_KEY = (
+    select(
+        api_keys.c.secret_key_encrypted,
+        api_keys.c.read_only,
+        api_keys.c.allowed_actions,
+        accounts.c.id,
+        accounts.c.name,
+        accounts.c.app_id,
+    )
+    .join_from(api_keys, accounts, api_keys.c.account_id == accounts.c.id)
+    .where(api_keys.c.secret_id == bindparam("secret_id"), api_keys.c.status == KEY_ENABLED)
+)
 
 
 class ApiKeyStore:
@@ -160,22 +175,8 @@ class ApiKeyStore:
 
     async def find_active_key(self, secret_id: str) -> ActiveKey | None:
         """The enabled key with this SecretId; None for unknown, disabled and deleted keys."""
-        query = (
-            select(
-                api_keys.c.secret_key_encrypted,
-                api_keys.c.read_only,
-                api_keys.c.allowed_actions,
-                accounts.c.id,
-                accounts.c.name,
-                accounts.c.app_id,
-            )
-            .join_from(api_keys, accounts, api_keys.c.account_id == accounts.c.id)
-            .where(api_keys.c.secret_id == secret_id, api_keys.c.status == KEY_ENABLED)
-        )
         # Signature checks read this: an outage answers InternalError.MainDBFail, not a crash.
-        with storage_errors():
-            async with self._engine.connect() as conn:
-                row = (await conn.execute(query)).first()
+        row = await read_row(self._engine, _ACTIVE_KEY, {"secret_id": secret_id})
         if row is None:
             return None
         return ActiveKey(
