@@ -16,6 +16,9 @@ from types import FrameType
 
 import uvicorn
 
+from vulfix.app import Application
+from vulfix.settings import Settings
+
 
 class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, release: Callable[[], None]) -> None:
@@ -35,3 +38,25 @@ class DrainingServer(uvicorn.Server):
         """Ends the held polls (safe from a signal handler: it runs on the loop's thread)."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._release)
+
+
+def draining_server(application: Application, settings: Settings) -> DrainingServer:
+    """The server `vulfix serve` and `vulfix demo` run: `settings`' address and TLS, no access
+    log (the API writes its own line), forwarded headers from `forwarded_allow_ips` only."""
+    config = uvicorn.Config(
+        application.asgi,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        # Agents keep connections between long-polls; uvicorn's default of 5 s drops them.
+        timeout_keep_alive=75,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
+    return DrainingServer(config, application.notifier.release_all)

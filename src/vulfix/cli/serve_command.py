@@ -1,4 +1,4 @@
-"""`vulfix serve`: the API, the agent API and the metrics on uvicorn."""
+"""`vulfix serve`: the API, the agent API, the console and the metrics on uvicorn."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TextIO
 
 import click
-import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from vulfix.app import build
-from vulfix.serving import DrainingServer
+from vulfix.serving import draining_server
 from vulfix.settings import Settings, load_settings, redacted_url
 from vulfix.store.database import display_url
 from vulfix.store.migrate import upgrade
@@ -89,23 +88,7 @@ def run_server(settings: Settings) -> None:
         display_url(settings.db),
         f"shared through {redacted_url(settings.redis)}" if settings.redis else "no Redis",
     )
-    config = uvicorn.Config(
-        application.asgi,
-        host=settings.host,
-        port=settings.port,
-        ssl_certfile=settings.tls_cert,
-        ssl_keyfile=settings.tls_key,
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        # Agents keep connections between long-polls; uvicorn's default of 5 s drops them.
-        timeout_keep_alive=75,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
-    server = DrainingServer(config, application.notifier.release_all)
+    server = draining_server(application, settings)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-import uvicorn
 from rich.console import Console
 from rich.live import Live
 
@@ -27,7 +26,7 @@ from vulfix.fixing.task_status import TaskLookup, task_status
 from vulfix.fixing.task_view import TaskFigures
 from vulfix.inventory.can_fix import fixable_hosts
 from vulfix.inventory.validation import load_inventory
-from vulfix.serving import DrainingServer
+from vulfix.serving import draining_server
 from vulfix.settings import Settings
 from vulfix.store.accounts import account_named
 from vulfix.store.agent_registry import SqlHostRegistry
@@ -55,11 +54,7 @@ async def run_demo(
     # The simulated agents' HTTP client would log every request into the server log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = build(settings)
-    config = uvicorn.Config(
-        app.asgi, host=settings.host, port=settings.port, access_log=False, log_config=None,
-        lifespan="on", timeout_keep_alive=75,
-    )  # fmt: skip
-    server = DrainingServer(config, app.notifier.release_all)
+    server = draining_server(app, settings)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
