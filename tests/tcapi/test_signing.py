@@ -1,5 +1,10 @@
 """The spec's test vectors (computed with the official SDK's own signer)."""
 
+import hmac
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from vulfix.tcapi import signing
 
 SECRET_ID = "AKIDEXAMPLEcwp0001"
@@ -85,3 +90,21 @@ def test_signing_key_is_cached_per_secret_date_and_service() -> None:
     assert first == again and first != other
     info = signing.tc3_signing_key.cache_info()
     assert (info.hits, info.misses) == (1, 2)
+
+
+@given(key=st.binary(max_size=48), message=st.text(max_size=300))
+def test_pre_keyed_signer_is_hmac_sha256_with_the_derived_key(key: bytes, message: str) -> None:
+    secret = key.hex()
+    derived = signing.tc3_signing_key(secret, DATE, "cwp")
+    expected = hmac.digest(derived, message.encode(), "sha256").hex()
+    assert signing.tc3_signer(secret, DATE, "cwp").sign_string(message) == expected
+
+
+def test_signer_sign_is_the_string_to_sign_of_the_canonical_request() -> None:
+    canonical = signing.tc3_canonical_request(
+        "POST", "", [("content-type", "application/json"), ("host", HOST)], "ab" * 32
+    )
+    string_to_sign = signing.tc3_string_to_sign(TIMESTAMP, DATE, "cwp", canonical)
+    assert signing.tc3_signer(SECRET_KEY, DATE, "cwp").sign(TIMESTAMP, canonical) == (
+        signing.tc3_signature(SECRET_KEY, DATE, "cwp", string_to_sign)
+    )

@@ -38,8 +38,19 @@ def tc3_canonical_request(
 ) -> str:
     """CanonicalRequest: method, path "/", query, headers (each followed by \\n), names, hash."""
     headers = list(signed_headers)
-    canonical_headers = "".join(f"{name}:{value}\n" for name, value in headers)
-    names = ";".join(name for name, _ in headers)
+    return tc3_canonical_text(
+        method,
+        canonical_query,
+        "".join([f"{name}:{value}\n" for name, value in headers]),
+        ";".join([name for name, _ in headers]),
+        payload_hash,
+    )
+
+
+def tc3_canonical_text(
+    method: str, canonical_query: str, canonical_headers: str, names: str, payload_hash: str
+) -> str:
+    """CanonicalRequest from headers already rendered (`name:value\\n` each) and their names."""
     return f"{method}\n/\n{canonical_query}\n{canonical_headers}\n{names}\n{payload_hash}"
 
 
@@ -50,9 +61,42 @@ def tc3_string_to_sign(timestamp: str, date: str, service: str, canonical_reques
 
 
 def tc3_signature(secret_key: str, date: str, service: str, string_to_sign: str) -> str:
-    # hmac.digest is OpenSSL's one-shot HMAC: no HMAC object per request.
-    key = tc3_signing_key(secret_key, date, service)
-    return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+    return tc3_signer(secret_key, date, service).sign_string(string_to_sign)
+
+
+_BLOCK = 64  # SHA-256's block size
+
+
+class Tc3Signer:
+    """Signs for one (secret, date, service): HMAC-SHA256 with the derived key, its two
+    padded-key blocks hashed once (RFC 2104). Copying those states instead of keying an HMAC
+    per request halves the HMAC's cost; every request of a key and day shares them."""
+
+    __slots__ = ("_inner", "_outer", "_scope")
+
+    def __init__(self, secret_key: str, date: str, service: str) -> None:
+        key = tc3_signing_key(secret_key, date, service).ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        self._scope = f"{date}/{service}/tc3_request"
+
+    def sign(self, timestamp: str, canonical_request: str) -> str:
+        """The signature of a CanonicalRequest sent with this X-TC-Timestamp."""
+        digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+        return self.sign_string(f"{TC3_ALGORITHM}\n{timestamp}\n{self._scope}\n{digest}")
+
+    def sign_string(self, string_to_sign: str) -> str:
+        inner = self._inner.copy()
+        inner.update(string_to_sign.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        signature: str = outer.hexdigest()
+        return signature
+
+
+@lru_cache(maxsize=4096)
+def tc3_signer(secret_key: str, date: str, service: str) -> Tc3Signer:
+    return Tc3Signer(secret_key, date, service)
 
 
 def v1_string_to_sign(method: str, host: str, params: Iterable[tuple[str, str]]) -> str:
