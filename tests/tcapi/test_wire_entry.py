@@ -204,3 +204,30 @@ async def test_multipart_params_are_decoded_and_malformed_multipart_is_invalid_r
     assert response.json()["Response"]["FixId"] == 5
     bad = signer().tc3_post(b"garbage", content_type="multipart/form-data; boundary=B")
     assert await code_of(bad) == "InvalidRequest"
+
+
+async def test_one_app_remembers_only_what_it_resolved() -> None:
+    """The action lookup is remembered per (action, version, region) as sent: a good call
+    does not make a later bad version, action or region pass on the same app."""
+    app = build_app(regions=frozenset({"ap-guangzhou"}))
+
+    async def code(**changes: str) -> str:
+        headers = {f"X-TC-{name}": value for name, value in changes.items()}
+        response = await call(app, signer(extra_headers=headers).tc3_post())
+        body = response.json()["Response"]
+        return body["Error"]["Code"] if "Error" in body else "Success"
+
+    assert await code(Region="ap-guangzhou") == "Success"
+    assert await code(Region="ap-guangzhou") == "Success"
+    assert await code(Region="ap-guangzhou", Version="2017-01-01") == "NoSuchVersion"
+    assert await code(Region="ap-beijing") == "UnsupportedRegion"
+    assert await code(Region="ap-guangzhou", Action="DescribeNothing") == "InvalidAction"
+    assert await code(Region=" ap-guangzhou ") == "Success"  # trimmed, as before
+
+
+async def test_remembered_actions_are_bounded() -> None:
+    app = build_app()
+    for index in range(300):
+        raw = signer(extra_headers={"X-TC-Region": f"ap-r{index}"}).tc3_post()
+        assert (await call(app, raw)).json()["Response"]["FixId"] == 1
+    assert len(app._resolved) <= 256

@@ -17,7 +17,7 @@ from typing import Any
 from vulfix.tcapi import envelope, observability
 from vulfix.tcapi.authentication import Authenticator
 from vulfix.tcapi.credentials import Credential
-from vulfix.tcapi.errors import ApiError, api_error, normalize_language
+from vulfix.tcapi.errors import LANGUAGES, ApiError, api_error, normalize_language
 from vulfix.tcapi.flattening import FlatteningError, unflatten
 from vulfix.tcapi.invocation import invoke
 from vulfix.tcapi.rate_limiting import RateLimiter, RatePolicy
@@ -49,6 +49,9 @@ V1_COMMON = frozenset(
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 log = logging.getLogger("vulfix.api")
 _DRAIN_LIMIT = 4 * TC3_BODY_LIMIT
+_TC3 = TC3_ALGORITHM.encode()
+_LANGUAGES = {language.encode(): language for language in LANGUAGES}
+_RESOLVED_LIMIT = 256
 
 
 @dataclass
@@ -75,6 +78,7 @@ class TcApiApp:
     def __init__(self, config: WireConfig, fallback: ASGIApp) -> None:
         self.config = config
         self.fallback = fallback
+        self._resolved: dict[tuple[str, str, str], Action] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/":
@@ -85,10 +89,7 @@ class TcApiApp:
     async def _serve_api(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = headers_from_scope(scope)
-        state = _Envelope(
-            envelope.new_request_id(),
-            normalize_language(headers.get("x-tc-language"), self.config.default_language),
-        )
+        state = _Envelope(envelope.new_request_id(), self._language(headers.get(b"x-tc-language")))
         client = scope.get("client")
         client_addr = f"{client[0]}:{client[1]}" if client else "-"
         code = "Success"
@@ -116,7 +117,7 @@ class TcApiApp:
                 "type": "http.response.start",
                 "status": 200,
                 "headers": envelope.response_headers(
-                    body, state.request_id, headers.get("x-tc-traceid")
+                    body, state.request_id, headers.get(b"x-tc-traceid")
                 ),
             }
         )
@@ -132,21 +133,23 @@ class TcApiApp:
         )
 
     async def _answer(
-        self, scope: Scope, receive: Receive, headers: dict[str, str], state: _Envelope
+        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], state: _Envelope
     ) -> Any:
         method = scope["method"]
         if method not in ("GET", "POST"):
             raise api_error("UnsupportedProtocol")
         query = scope.get("query_string", b"").decode("latin-1")
-        request = RawRequest(method, headers, query, client=str(scope.get("client")))
-        is_tc3 = (headers.get("authorization") or "").lstrip().startswith(TC3_ALGORITHM)
+        request = RawRequest(method, headers, query)
+        is_tc3 = headers.get(b"authorization", b"").lstrip().startswith(_TC3)
         if method == "GET":
             if len(query) > GET_QUERY_LIMIT:
                 raise RequestTooLarge()
             pairs = request.query_pairs()
             if is_tc3:
                 credential = await self.config.authenticator.verify_tc3(request)
-                return await self._dispatch(request, credential, unflatten(pairs), headers, state)
+                return await self._dispatch(
+                    credential, unflatten(pairs), _action_headers(headers), state
+                )
             return await self._serve_v1(request, pairs, state)
         media_type = request.media_type
         limit = (
@@ -173,7 +176,7 @@ class TcApiApp:
         if not is_tc3:
             raise api_error("AuthFailure.InvalidAuthorization")
         credential = await self.config.authenticator.verify_tc3(request)
-        return await self._dispatch(request, credential, params, headers, state)
+        return await self._dispatch(credential, params, _action_headers(headers), state)
 
     async def _serve_v1(
         self, request: RawRequest, pairs: list[tuple[str, str]], state: _Envelope
@@ -184,21 +187,20 @@ class TcApiApp:
             raise api_error("AuthFailure.InvalidAuthorization")
         credential = await self.config.authenticator.verify_v1(request, pairs)
         business = unflatten((name, value) for name, value in pairs if name not in V1_COMMON)
-        names = {"x-tc-action": "Action", "x-tc-version": "Version", "x-tc-region": "Region"}
-        v1_headers = {header: common[param] for header, param in names.items() if param in common}
-        return await self._dispatch(request, credential, business, v1_headers, state)
+        target = (common.get("Action", ""), common.get("Version", ""), common.get("Region", ""))
+        return await self._dispatch(credential, business, target, state)
 
     async def _dispatch(
         self,
-        request: RawRequest,
         credential: Credential,
         params: dict[str, Any],
-        headers: dict[str, str],
+        target: tuple[str, str, str],
         state: _Envelope,
     ) -> Any:
         state.account = credential.account_name
-        action = self._resolve_action(headers, state)
-        region = headers.get("x-tc-region", "")
+        action = self._resolved.get(target) or self._resolve_action(target, state)
+        state.action = action.name
+        region = target[2]
         limit = self.config.rate_policy.limit_for(action.name)
         if limit > 0 and not await self.config.rate_limiter.allow(
             f"{credential.account_id}:{action.name}", limit
@@ -209,10 +211,11 @@ class TcApiApp:
             region=region,
         )  # fmt: skip
 
-    def _resolve_action(self, headers: dict[str, str], state: _Envelope) -> Action:
+    def _resolve_action(self, target: tuple[str, str, str], state: _Envelope) -> Action:
+        """The action a request names, or the vendor's error for it; known-good targets are
+        remembered (a bounded few: action x version x region as clients send them)."""
         service = self.config.service
-        name = (headers.get("x-tc-action") or "").strip()
-        version = (headers.get("x-tc-version") or "").strip()
+        name, version, region = (part.strip() for part in target)
         if not name:
             raise api_error(
                 "MissingParameter", "The parameter `Action` is missing.", "缺少参数 `Action`。"
@@ -233,7 +236,6 @@ class TcApiApp:
                 f"The version `{version}` does not exist; use {service.version}.",
                 f"接口版本 `{version}` 不存在，请使用 {service.version}。",
             )
-        region = (headers.get("x-tc-region") or "").strip()
         if region and (
             len(region) > 64
             or not _REGION.fullmatch(region)
@@ -244,15 +246,29 @@ class TcApiApp:
                 f"The region `{region}` is not supported.",
                 f"不支持地域 `{region}`。",
             )
+        if len(self._resolved) < _RESOLVED_LIMIT:
+            self._resolved[target] = action
         return action
 
+    def _language(self, raw: bytes | None) -> str:
+        language = _LANGUAGES.get(raw) if raw is not None else None
+        return language or self.config.default_language
 
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+
+def _action_headers(headers: dict[bytes, bytes]) -> tuple[str, str, str]:
+    return (
+        headers.get(b"x-tc-action", b"").decode("latin-1"),
+        headers.get(b"x-tc-version", b"").decode("latin-1"),
+        headers.get(b"x-tc-region", b"").decode("latin-1"),
+    )
+
+
+async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     """The whole body, or `RequestSizeLimitExceeded` once it passes the limit. An oversized
     body is still drained (up to a bound) so the client reads the answer, not a reset."""
     chunks: list[bytes] = []
     size = 0
-    declared = headers.get("content-length", "")
+    declared = headers.get(b"content-length", b"")
     too_large = declared.isdigit() and int(declared) > limit
     while True:
         message = await receive()

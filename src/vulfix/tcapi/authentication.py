@@ -8,12 +8,14 @@ tried against several candidates because clients disagree about it (port kept or
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from vulfix.tcapi import signing
 from vulfix.tcapi.credentials import Credential, CredentialSource
@@ -23,7 +25,11 @@ from vulfix.tcapi.raw_request import RawRequest
 SKEW_SECONDS = 300
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+_HEX_DIGITS = "0123456789abcdef"
 _PORT = re.compile(r":\d+$")
+_UNSIGNED_PAYLOAD = signing.UNSIGNED_PAYLOAD.encode()
+_SDK_SIGNED_HEADERS = ("content-type", "host")
+_SDK_SIGNED_NAMES = "content-type;host"
 
 
 class InvalidAuthorization(ApiError):
@@ -54,8 +60,7 @@ class InvalidCommonParameter(ApiError):
     code = "InvalidParameter"
 
 
-@dataclass(frozen=True, slots=True)
-class Tc3Authorization:
+class Tc3Authorization(NamedTuple):
     secret_id: str
     date: str
     service: str
@@ -63,21 +68,31 @@ class Tc3Authorization:
     signature: str
 
 
-# What every SDK sends; anything else goes through the tolerant parser below.
-_CANONICAL_TC3 = re.compile(
+# What every SDK sends (everything before the signature is the same for all requests of one
+# key and day, so its parse is cached); anything else goes through the tolerant parser below.
+_CANONICAL_TC3_SCOPE = re.compile(
     r"TC3-HMAC-SHA256 Credential=([^/\s,]+)/(\d{4}-\d{2}-\d{2})/([^/\s,]+)/tc3_request, ?"
-    r"SignedHeaders=([a-z0-9;.-]+), ?Signature=([0-9a-f]{64})"
+    r"SignedHeaders=([a-z0-9;.-]+), ?"
 )
 
 
+@lru_cache(maxsize=1024)
+def _canonical_scope(head: str) -> tuple[str, str, str, tuple[str, ...]] | None:
+    match = _CANONICAL_TC3_SCOPE.fullmatch(head)
+    if match is None:
+        return None
+    headers = tuple(match.group(4).split(";"))
+    if "content-type" not in headers or "host" not in headers:
+        return None
+    return match.group(1), match.group(2), match.group(3), headers
+
+
 def parse_tc3_authorization(value: str) -> Tc3Authorization:
-    match = _CANONICAL_TC3.fullmatch(value)
-    if match:
-        headers = tuple(match.group(4).split(";"))
-        if "content-type" in headers and "host" in headers:
-            return Tc3Authorization(
-                match.group(1), match.group(2), match.group(3), headers, match.group(5)
-            )
+    head, _, signature = value.rpartition("Signature=")
+    if len(signature) == 64 and not signature.strip(_HEX_DIGITS):
+        canonical = _canonical_scope(head)
+        if canonical is not None:
+            return Tc3Authorization(*canonical, signature)
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != signing.TC3_ALGORITHM:
         raise InvalidAuthorization()
@@ -133,10 +148,12 @@ class Authenticator:
     _skew: int = field(default=SKEW_SECONDS)
 
     async def verify_tc3(self, request: RawRequest) -> Credential:
-        auth = parse_tc3_authorization(request.header("authorization") or "")
-        timestamp = self._timestamp(request.header("x-tc-timestamp"), "X-TC-Timestamp")
+        headers = request.headers
+        auth = parse_tc3_authorization(headers.get(b"authorization", b"").decode("latin-1"))
+        raw_timestamp = request.header("x-tc-timestamp")
+        timestamp = self._timestamp(raw_timestamp, "X-TC-Timestamp")
         credential = await self._credential(auth.secret_id)
-        if request.header("x-tc-token"):
+        if headers.get(b"x-tc-token"):
             raise TokenFailure()
         if utc_date(timestamp) != auth.date:
             raise SignatureFailure(
@@ -148,19 +165,19 @@ class Authenticator:
                 f"The credential scope service must be `{self.required_service}`.",
                 f"签名范围中的服务名必须为 `{self.required_service}`。",
             )
-        if request.header("x-tc-content-sha256") == signing.UNSIGNED_PAYLOAD:
+        if headers.get(b"x-tc-content-sha256") == _UNSIGNED_PAYLOAD:
             payload_hash = signing.UNSIGNED_PAYLOAD_SHA256
         else:
             payload_hash = signing.sha256_hex(request.body)
         query = request.query_string if request.method == "GET" else ""
-        ts = str(request.header("x-tc-timestamp")).strip()
-        for headers in self._tc3_header_sets(request, auth.signed_headers):
-            canonical = signing.tc3_canonical_request(request.method, query, headers, payload_hash)
-            string_to_sign = signing.tc3_string_to_sign(ts, auth.date, auth.service, canonical)
-            expected = signing.tc3_signature(
-                credential.secret_key, auth.date, auth.service, string_to_sign
+        ts = str(raw_timestamp).strip()
+        signer = signing.tc3_signer(credential.secret_key, auth.date, auth.service)
+        for canonical_headers, names in self._tc3_header_sets(request, auth.signed_headers):
+            canonical = signing.tc3_canonical_text(
+                request.method, query, canonical_headers, names, payload_hash
             )
-            if signing.signatures_equal(expected, auth.signature):
+            # Both are ASCII hex here (the received one was checked when parsed).
+            if hmac.compare_digest(signer.sign(ts, canonical), auth.signature):
                 return credential
         raise SignatureFailure()
 
@@ -196,12 +213,12 @@ class Authenticator:
         raise SignatureFailure()
 
     def _timestamp(self, raw: str | None, name: str) -> int:
-        if raw is None or not raw.strip():
+        raw = raw.strip() if raw is not None else ""
+        if not raw:
             raise MissingCommonParameter(
                 f"The parameter `{name}` is missing.", f"缺少参数 `{name}`。"
             )
-        raw = raw.strip()
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        if len(raw) > 12 or not (raw.isascii() and raw.isdigit()):
             raise InvalidCommonParameter(
                 f"The parameter `{name}` must be a Unix time in seconds.",
                 f"参数 `{name}` 必须是 Unix 秒级时间戳。",
@@ -234,23 +251,30 @@ class Authenticator:
 
     def _tc3_header_sets(
         self, request: RawRequest, names: tuple[str, ...]
-    ) -> Iterable[list[tuple[str, str]]]:
-        """Each plausible canonical header list: what the Python SDK signs first (the two
-        headers exactly as sent), then every host candidate with Content-Type as sent and
-        trimmed and lower-cased (the documented canonical form)."""
-        content_type = request.content_type
-        if names == ("content-type", "host"):
-            yield [("content-type", content_type), ("host", request.header("host") or "")]
-        content_types = list(dict.fromkeys([content_type, content_type.strip().lower()]))
+    ) -> Iterator[tuple[str, str]]:
+        """Each plausible rendering of the canonical headers, with the signed names: what
+        the SDKs sign first (the two headers exactly as sent), then every host candidate with
+        Content-Type as sent and trimmed and lower-cased (the documented canonical form)."""
+        headers = request.headers
+        if names == _SDK_SIGNED_HEADERS:
+            content_type = headers.get(b"content-type", b"")
+            host = headers.get(b"host", b"")
+            yield (
+                (b"content-type:%s\nhost:%s\n" % (content_type, host)).decode("latin-1"),
+                (_SDK_SIGNED_NAMES),
+            )
+        content_type_text = request.content_type
+        content_types = list(dict.fromkeys([content_type_text, content_type_text.strip().lower()]))
         others = {
             name: (request.header(name) or "").strip().lower()
             for name in names
             if name not in ("host", "content-type")
         }
-        for host in self._host_candidates(request):
+        signed_names = ";".join(names)
+        for host_text in self._host_candidates(request):
             for ctype in content_types:
-                chosen = {"host": host, "content-type": ctype, **others}
-                yield [(name, chosen[name]) for name in names]
+                chosen = {"host": host_text, "content-type": ctype, **others}
+                yield "".join([f"{name}:{chosen[name]}\n" for name in names]), signed_names
 
 
 def utc_date(timestamp: int) -> str:

@@ -52,7 +52,7 @@ def encode_error(error: ApiError, language: str, request_id: str) -> bytes:
 
 
 def response_headers(
-    body: bytes, request_id: str, trace_id: str | None
+    body: bytes, request_id: str, trace_id: bytes | None
 ) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"content-type", CONTENT_TYPE),
@@ -60,5 +60,5 @@ def response_headers(
         (b"x-tc-requestid", request_id.encode()),
     ]
     if trace_id:
-        headers.append((b"x-tc-traceid", trace_id.encode("latin-1", "replace")))
+        headers.append((b"x-tc-traceid", trace_id))
     return headers

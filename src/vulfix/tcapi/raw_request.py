@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,23 +35,26 @@ class MalformedMultipart(ApiError):
 
 @dataclass(slots=True)
 class RawRequest:
+    """Header names are lower-case bytes as the ASGI server delivers them; values are decoded
+    (latin-1, the bytes HTTP carries) only when asked for, since most are never read."""
+
     method: str
-    headers: dict[str, str]
+    headers: dict[bytes, bytes]
     query_string: str
     body: bytes = b""
-    client: str = ""
     _query_pairs: list[tuple[str, str]] | None = field(default=None, repr=False)
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "")
+        return self.headers.get(b"content-type", b"").decode("latin-1")
 
     @property
     def media_type(self) -> str:
-        return self.content_type.split(";", 1)[0].strip().lower()
+        return media_type(self.headers.get(b"content-type", b""))
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name)
+        value = self.headers.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
 
     def query_pairs(self) -> list[tuple[str, str]]:
         if self._query_pairs is None:
@@ -58,9 +62,16 @@ class RawRequest:
         return self._query_pairs
 
 
-def headers_from_scope(scope: Mapping[str, Any]) -> dict[str, str]:
-    """Values as sent (latin-1, the bytes HTTP carries); ASGI servers lower-case the names."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+@lru_cache(maxsize=64)
+def media_type(content_type: bytes) -> str:
+    """`application/json` of `Application/JSON; charset=utf-8` (clients send a handful)."""
+    return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+
+
+def headers_from_scope(scope: Mapping[str, Any]) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name (ASGI servers lower-case them); a repeated
+    header keeps its last value."""
+    return dict(scope["headers"])
 
 
 def form_pairs(body: bytes) -> list[tuple[str, str]]:
