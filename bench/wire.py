@@ -7,6 +7,9 @@ stays valid for 300 s):
 - raw:  a plain ASGI callable answering the exact bytes the API answers (the ceiling);
 - wire: `vulfix.tcapi` with a trivial registered action (signature, envelope, rate-limit
         check, schema, log line and metrics all included);
+- floor: the least Python that can answer the same call: straight-line TC3 verification,
+        envelope, log line and metrics, with no check for anything unusual and no fallback.
+        No correct wire path can beat it; it shows how much of the gap is Python at all;
 - full: `vulfix serve` itself answering DescribeVulFixStatus of a task from SQLite.
 
 Usage: python bench/wire.py [--seconds 5] [--connections 32]
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -62,10 +66,12 @@ def build_wire_app(rate_limiter: Any = None, limit: int = 0) -> Any:
         fix_progress: int
 
     class Keys:
+        """One key, answered as the server's credential cache answers: the stored object."""
+
+        credential = Credential(SECRET_ID, SECRET_KEY, 1, "bench", 1250000001, False)
+
         async def lookup(self, secret_id: str) -> Credential | None:
-            if secret_id == SECRET_ID:
-                return Credential(SECRET_ID, SECRET_KEY, 1, "bench", 1250000001, False)
-            return None
+            return self.credential if secret_id == SECRET_ID else None
 
     async def handler(req: Request, _caller: Caller) -> Response:
         return Response(fix_id=req.fix_id or 0, fix_progress=100)
@@ -81,6 +87,55 @@ def build_wire_app(rate_limiter: Any = None, limit: int = 0) -> Any:
         await send({"type": "http.response.body", "body": b""})
 
     return TcApiApp(config, not_found)
+
+
+def build_floor_app() -> Any:
+    """The same answer as the wire path with every step it cannot skip and nothing else."""
+    import hmac
+
+    from vulfix.tcapi import envelope, observability, signing
+    from vulfix.tcapi.authentication import parse_tc3_authorization
+    from vulfix.tcapi.credentials import Caller
+    from vulfix.tcapi.raw_request import json_params
+    from vulfix.tcapi.schema import decode_params
+
+    wire = build_wire_app()
+    keys = wire.config.authenticator.credentials
+    action = wire.config.service.actions["DescribeVulFixStatus"]
+    request_type = action.request_type
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = envelope.new_request_id()
+        body = (await receive())["body"]
+        auth = parse_tc3_authorization(headers[b"authorization"].decode())
+        timestamp = headers[b"x-tc-timestamp"].decode()
+        if abs(time.time() - int(timestamp)) > 300:
+            raise RuntimeError("expired")
+        key = await keys.lookup(auth.secret_id)
+        content_type, host = headers[b"content-type"].decode(), headers[b"host"].decode()
+        payload_hash = hashlib.sha256(body).hexdigest()
+        canonical = f"POST\n/\n\ncontent-type:{content_type}\nhost:{host}\n\ncontent-type;host\n"
+        canonical += payload_hash
+        signer = signing.tc3_signer(key.secret_key, auth.date, auth.service)
+        if not hmac.compare_digest(signer.sign(timestamp, canonical), auth.signature):
+            raise RuntimeError("bad signature")
+        caller = Caller(1, key.account_name, key.app_id, key.secret_id, False, request_id, "", "")
+        answer = await action.handler(decode_params(json_params(body), request_type), caller)
+        out = envelope.encode_success(answer, request_id)
+        response_headers = envelope.response_headers(out, request_id, None)
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        await send({"type": "http.response.body", "body": out})
+        client = scope["client"]
+        observability.record_request(
+            request_id=request_id, action=action.name, account=key.account_name, code="Success",
+            duration=time.perf_counter() - started, client=f"{client[0]}:{client[1]}",
+        )  # fmt: skip
+
+    return app
 
 
 def build_raw_app(body: bytes) -> Any:
@@ -108,7 +163,8 @@ def serve(kind: str, port: int, body_file: str) -> None:
     from vulfix.cli.serve_command import configure_logging
 
     configure_logging("INFO")  # the request log line is part of the measured path
-    app = build_wire_app() if kind == "wire" else build_raw_app(Path(body_file).read_bytes())
+    builders = {"wire": build_wire_app, "floor": build_floor_app}
+    app = builders[kind]() if kind in builders else build_raw_app(Path(body_file).read_bytes())
     uvicorn.run(
         app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="off"
     )
@@ -248,7 +304,7 @@ def main() -> None:
         script = wrk_script(call.headers, call.body, directory)
         body_file = directory / "body.json"
         body_file.write_bytes(b"{}")
-        for kind in ("wire", "raw"):
+        for kind in ("wire", "raw", "floor"):
             server = start([sys.executable, __file__, "--serve", kind, str(port), str(body_file)])
             try:
                 wait_ready(port)
@@ -265,7 +321,11 @@ def main() -> None:
         results["full"], _ = measure_full(directory, args.seconds, args.connections)
     raw = results["raw"]
     print(f"raw ASGI ceiling           {raw:>9.0f} req/s")
-    for label, kind in (("tcapi wire path", "wire"), ("vulfix serve (SQLite task)", "full")):
+    for label, kind in (
+        ("floor (least Python)", "floor"),
+        ("tcapi wire path", "wire"),
+        ("vulfix serve (SQLite task)", "full"),
+    ):
         print(f"{label:<26} {results[kind]:>9.0f} req/s   ratio {results[kind] / raw:.2f}")
 
 
