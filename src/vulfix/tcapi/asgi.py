@@ -138,7 +138,8 @@ class TcApiApp:
         method = scope["method"]
         if method not in ("GET", "POST"):
             raise api_error("UnsupportedProtocol")
-        query = scope.get("query_string", b"").decode("latin-1")
+        raw_query = scope.get("query_string", b"")
+        query = raw_query.decode("latin-1") if raw_query else ""
         request = RawRequest(method, headers, query)
         is_tc3 = headers.get(b"authorization", b"").lstrip().startswith(_TC3)
         if method == "GET":
@@ -266,12 +267,16 @@ def _action_headers(headers: dict[bytes, bytes]) -> tuple[str, str, str]:
 async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     """The whole body, or `RequestSizeLimitExceeded` once it passes the limit. An oversized
     body is still drained (up to a bound) so the client reads the answer, not a reset."""
-    chunks: list[bytes] = []
-    size = 0
     declared = headers.get(b"content-length", b"")
     too_large = declared.isdigit() and int(declared) > limit
+    message = await receive()
+    if not too_large and not message.get("more_body", False):  # all of it in one message
+        body: bytes = message.get("body", b"")
+        if len(body) <= limit:
+            return body
+    chunks: list[bytes] = []
+    size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             break
         chunk = message.get("body", b"")
@@ -282,6 +287,7 @@ async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) 
             chunks.append(chunk)
         if not message.get("more_body", False) or size > _DRAIN_LIMIT:
             break
+        message = await receive()
     if too_large:
         raise RequestTooLarge()
     return b"".join(chunks)

@@ -150,9 +150,11 @@ class Authenticator:
     async def verify_tc3(self, request: RawRequest) -> Credential:
         headers = request.headers
         auth = parse_tc3_authorization(headers.get(b"authorization", b"").decode("latin-1"))
-        raw_timestamp = request.header("x-tc-timestamp")
+        raw_timestamp = headers.get(b"x-tc-timestamp", b"").decode("latin-1")
         timestamp = self._timestamp(raw_timestamp, "X-TC-Timestamp")
-        credential = await self._credential(auth.secret_id)
+        credential = await self.credentials.lookup(auth.secret_id) if auth.secret_id else None
+        if credential is None:
+            raise SecretIdNotFound()
         if headers.get(b"x-tc-token"):
             raise TokenFailure()
         if utc_date(timestamp) != auth.date:
@@ -170,7 +172,7 @@ class Authenticator:
         else:
             payload_hash = signing.sha256_hex(request.body)
         query = request.query_string if request.method == "GET" else ""
-        ts = str(raw_timestamp).strip()
+        ts = raw_timestamp.strip()
         signer = signing.tc3_signer(credential.secret_key, auth.date, auth.service)
         for canonical_headers, names in self._tc3_header_sets(request, auth.signed_headers):
             canonical = signing.tc3_canonical_text(
