@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -231,3 +232,43 @@ async def test_remembered_actions_are_bounded() -> None:
         raw = signer(extra_headers={"X-TC-Region": f"ap-r{index}"}).tc3_post()
         assert (await call(app, raw)).json()["Response"]["FixId"] == 1
     assert len(app._resolved) <= 256
+
+
+async def answer_in_chunks(raw: RawCall, chunks: list[bytes]) -> dict[str, object]:
+    """Drives the app as an ASGI server would deliver a body in several messages."""
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": raw.method, "path": "/", "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in raw.headers.items()],
+        "client": ("127.0.0.1", 5000),
+    }  # fmt: skip
+    await build_app()(scope, receive, send)  # type: ignore[arg-type]
+    body = sent[1]["body"]
+    assert isinstance(body, bytes)
+    answer: dict[str, object] = json.loads(body)["Response"]
+    return answer
+
+
+async def test_a_body_in_several_messages_is_read_whole() -> None:
+    raw = signer().tc3_post(b'{"FixId": 12345}')
+    answer = await answer_in_chunks(raw, [raw.body[:3], raw.body[3:9], raw.body[9:], b""])
+    assert answer["FixId"] == 12345
+
+
+async def test_a_body_passing_the_limit_in_pieces_is_refused() -> None:
+    raw = signer().tc3_post(b'{"FixId": 1}')
+    piece = b" " * (1024 * 1024)
+    answer = await answer_in_chunks(raw, [raw.body[:-1], *[piece] * 11, b"}"])
+    error = answer["Error"]
+    assert isinstance(error, dict) and error["Code"] == "RequestSizeLimitExceeded"
