@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -64,6 +65,65 @@ def raw_ceiling(directory: Path, seconds: int) -> float:
         server.wait()
 
 
+def client_ceiling(seconds: float, agents: int = 256) -> tuple[float, float]:
+    """(reports/s, CPU us per report) of the simulator's own client code alone: `agents`
+    AgentClients on the simulator's pools (CPU 1) reporting to the raw ASGI app (CPU 0),
+    which answers at once. No server can get a fleet through more round trips than this."""
+    import asyncio
+
+    port = RAW_PORT + 1
+    with tempfile.TemporaryDirectory() as tmp:
+        body = Path(tmp) / "ack.json"
+        body.write_bytes(b'{"applied":true,"detail":""}')
+        server = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, str(ROOT / "bench" / "wire.py"),
+             "--serve", "raw", str(port), str(body)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        affinity = os.sched_getaffinity(0)
+        try:
+            time.sleep(1.5)
+            os.sched_setaffinity(0, {1})
+            return asyncio.run(_report_loop(port, agents, seconds))
+        finally:
+            os.sched_setaffinity(0, affinity)
+            server.terminate()
+            server.wait()
+
+
+async def _report_loop(port: int, agents: int, seconds: float) -> tuple[float, float]:
+    import asyncio
+
+    from vulfix.agent.client import AgentClient
+    from vulfix.agent.simulation import fleet_http_clients
+    from vulfix.agent_protocol import JobReport
+
+    pools = fleet_http_clients(f"http://127.0.0.1:{port}", agents)
+    report = JobReport(outcome="success")
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def agent(client: AgentClient) -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            await client.report(1, report)
+            done += 1
+
+    clients = [AgentClient(pools[n % len(pools)], host_token="t") for n in range(agents)]
+    began, cpu = time.monotonic(), time.process_time()
+    await asyncio.gather(*(agent(client) for client in clients))
+    elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
+    for pool in pools:
+        await pool.aclose()
+    return done / elapsed, cpu / done * 1e6
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def online_hosts(path: Path) -> int:
     with sqlite3.connect(path) as db:
         return int(
@@ -83,6 +143,7 @@ class Fleet:
     secret_id: str
     secret_key: str
     server: subprocess.Popen[bytes]
+    agents: subprocess.Popen[bytes]
     enrolment_seconds: float
 
 
@@ -128,7 +189,7 @@ def enrolled_fleet(
             if time.monotonic() - started > 600:
                 raise RuntimeError(f"only {online_hosts(path)} hosts enrolled")
             time.sleep(0.5)
-        yield Fleet(path, quuids, secret_id, secret_key, server, time.monotonic() - started)
+        yield Fleet(path, quuids, secret_id, secret_key, server, agents, time.monotonic() - started)
     finally:
         if agents is not None:
             agents.terminate()
@@ -147,9 +208,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         ceiling = raw_ceiling(directory, 4)
+        client_rate, client_cpu = client_ceiling(4)
         with enrolled_fleet(directory, args.hosts, 20, "--speed", "1000000") as fleet:
             api = Api(fleet.secret_id, fleet.secret_key)
             entry = {"Quuids": fleet.quuids, "VulId": 1}
+            processes = (fleet.server.pid, fleet.agents.pid)
+            cpu_before = [cpu_seconds(pid) for pid in processes]
             began = time.monotonic()
             api.call("CreateVulFix", {"CreateVulFixTaskQuuids": [entry], "SaveDays": 1})
             expected = 2 * args.hosts
@@ -160,13 +224,26 @@ def main() -> None:
                     print(f"{time.monotonic() - began:6.1f} s  {done} jobs done", flush=True)
                 time.sleep(0.2 if not args.trace else 1.0)
             elapsed = time.monotonic() - began
+            server_cpu, agents_cpu = (
+                cpu_seconds(pid) - before for pid, before in zip(processes, cpu_before, strict=True)
+            )
     enrolled = fleet.enrolment_seconds
     rate = expected / elapsed
     print(f"enrolment of {args.hosts} agents: {enrolled:.1f} s ({args.hosts / enrolled:.0f}/s)")
     print(f"raw ASGI ceiling: {ceiling:.0f} req/s")
     print(
+        f"the agents' client alone (reports to the raw app): {client_rate:.0f} req/s, "
+        f"{client_cpu:.0f} us CPU each; at two per job, at most {client_rate / 2:.0f} jobs/s, "
+        f"ratio {client_rate / 2 / ceiling:.3f}"
+    )
+    print(
         f"agent round trips: {expected} jobs in {elapsed:.1f} s = {rate:.0f}/s; "
         f"ratio {rate / ceiling:.3f} (target >= 0.1)"
+    )
+    print(
+        f"CPU per job: server {server_cpu / expected * 1e3:.2f} ms ({server_cpu / elapsed:.0%} "
+        f"of its core), simulator {agents_cpu / expected * 1e3:.2f} ms "
+        f"({agents_cpu / elapsed:.0%} of its core)"
     )
 
 

@@ -13,7 +13,6 @@ Usage: python bench/idle.py [--hosts 10000] [--wait 20] [--seconds 20]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -22,16 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.agents import enrolled_fleet, raw_ceiling  # noqa: E402
+from bench.agents import cpu_seconds, enrolled_fleet, raw_ceiling  # noqa: E402
 
 # Enrolment's first polls and jobs are over by then.
 SETTLE_SECONDS = 25
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
