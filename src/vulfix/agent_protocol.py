@@ -5,10 +5,13 @@ JSON with snake_case names; a host authenticates with `Authorization: Bearer <ho
     POST /agent/v1/enroll          EnrollRequest            -> EnrollResponse
     POST /agent/v1/heartbeat       Heartbeat                -> HeartbeatAck
     GET  /agent/v1/jobs?wait=S     (long-poll, S <= 60)     -> 200 JobEnvelope | 204 (none yet)
-    POST /agent/v1/jobs/{id}/result  JobReport              -> ReportAck
+    POST /agent/v1/jobs/{id}/result[?next=1]  JobReport     -> ReportAck
 
 Errors are 4xx with `AgentError`; a report is idempotent by job id (a resend is
-acknowledged with `applied: false`, never applied twice).
+acknowledged with `applied: false`, never applied twice). With `next=1` the acknowledgement
+also carries the host's next job (`next_job`, leased as a poll would lease it), so an agent
+working through a queue needs one round trip per job instead of two; servers that predate it
+answer without the field and the agent polls as before.
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ class JobReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class ReportAck(msgspec.Struct, kw_only=True):
     applied: bool
     detail: str = ""
+    # Only when the report asked for it (`next=1`) and the host has a job waiting.
+    next_job: JobEnvelope | None = None
 
 
 class AgentError(msgspec.Struct, kw_only=True):

@@ -79,7 +79,13 @@ class FakeJobSource:
         return True
 
     async def report(
-        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+        self,
+        host: HostIdentity,
+        job_id: int,
+        result: JobResult,
+        now: datetime,
+        *,
+        wake_host: bool = True,
     ) -> ReportOutcome:
         self.report_calls += 1
         leased = self.leased.get(job_id)

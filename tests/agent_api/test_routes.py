@@ -210,8 +210,8 @@ async def test_a_report_is_applied_once_and_a_resend_is_acknowledged(
     first = await http.post(url, json=report, headers=host.headers)
     second = await http.post(url, json=report, headers=host.headers)
 
-    assert first.json() == {"applied": True, "detail": ""}
-    assert second.json() == {"applied": False, "detail": "already reported"}
+    assert first.json() == {"applied": True, "detail": "", "next_job": None}
+    assert second.json() == {"applied": False, "detail": "already reported", "next_job": None}
     result = jobs.results[job.job_id]
     assert (result.outcome, result.reason, result.exit_code, result.output_tail) == (
         "failure",
@@ -219,6 +219,59 @@ async def test_a_report_is_applied_once_and_a_resend_is_acknowledged(
         100,
         "x",
     )
+
+
+async def test_a_report_asking_for_next_brings_the_hosts_next_job_leased(
+    http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
+) -> None:
+    host = await enrol(http, registry, clock)
+    first = jobs.add(host.quuid, SnapshotWork("before-fix", 1))
+    second = jobs.add(host.quuid, fix_work())
+    await http.get(f"{API}/jobs", headers=host.headers)
+    url = f"{API}/jobs/{first.job_id}/result"
+
+    ack = await http.post(
+        url, params={"next": "1"}, json={"outcome": "success"}, headers=host.headers
+    )
+    assert ack.status_code == 200
+    assert ack.json()["applied"] is True
+    assert ack.json()["next_job"]["job_id"] == second.job_id
+    assert ack.json()["next_job"]["work"]["type"] == "fix"
+    assert jobs.leased[second.job_id][0] == host.quuid
+
+    # A resend asks again: it is acknowledged, and the job it brings is the one still held.
+    again = await http.post(
+        url, params={"next": "1"}, json={"outcome": "success"}, headers=host.headers
+    )
+    assert again.json()["applied"] is False
+    assert again.json()["next_job"]["job_id"] == second.job_id
+
+    done = f"{API}/jobs/{second.job_id}/result"
+    last = await http.post(
+        done, params={"next": "1"}, json={"outcome": "success"}, headers=host.headers
+    )
+    assert last.json() == {"applied": True, "detail": "", "next_job": None}  # nothing left
+
+
+@pytest.mark.parametrize("value", ["2", "yes", "true", ""])
+async def test_a_report_with_a_bad_next_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient,
+    registry: SqlHostRegistry,
+    clock: ManualClock,
+    jobs: FakeJobSource,
+    value: str,
+) -> None:
+    host = await enrol(http, registry, clock)
+    job = jobs.add(host.quuid, fix_work())
+    await http.get(f"{API}/jobs", headers=host.headers)
+    response = await http.post(
+        f"{API}/jobs/{job.job_id}/result",
+        params={"next": value},
+        json={"outcome": "success"},
+        headers=host.headers,
+    )
+    agent_error(response, 422, "invalid_next")
+    assert jobs.results == {}
 
 
 async def test_a_report_for_another_hosts_job_or_no_job_is_404(

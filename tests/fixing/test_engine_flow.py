@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixing.engine_harness import Harness, make_harness
+from vulfix.fixing.agent_port import JobResult
 from vulfix.fixing.errors import CannotAutoFix, InvalidFixRequest
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.store.migrate import upgrade
@@ -194,3 +195,31 @@ async def test_an_idle_hosts_poll_never_waits_for_the_write_lock(tmp_path: Path)
         writer.execute("ROLLBACK")
         writer.close()
         await harness.store.engine.dispose()
+
+
+async def test_a_report_wakes_its_host_unless_the_agent_takes_the_next_job_itself(
+    harness: Harness,
+) -> None:
+    host = await harness.add_host("h1")
+    await harness.add_vulnerability(101, on=["h1"])
+    await harness.create([(101, ["h1"])])
+    snapshot = await harness.poll("h1")
+    assert snapshot is not None
+    harness.woken.clear()
+    success = JobResult("success", "", 0, "", "ref", 1)
+    ack = await harness.store.report(
+        host, snapshot.job_id, success, harness.clock.now(), wake_host=False
+    )
+    assert ack.applied and harness.woken == [], "the agent asked for its next job at once"
+    fix = await harness.poll("h1")
+    assert fix is not None and type(fix.work).__name__ == "FixWork"
+    await harness.store.report(host, fix.job_id, success, harness.clock.now())
+    assert await harness.poll("h1") is None
+
+    await harness.add_vulnerability(102, on=["h1"])
+    await harness.create([(102, ["h1"])])
+    snapshot = await harness.poll("h1")
+    assert snapshot is not None
+    harness.woken.clear()
+    await harness.store.report(host, snapshot.job_id, success, harness.clock.now())
+    assert harness.woken == [host.host_id], "a polling agent is woken for its next job"

@@ -129,6 +129,13 @@ def _poll_wait(request: Request) -> float:
     return min(wait, MAX_POLL_WAIT)
 
 
+def _take_next(request: Request) -> bool:
+    raw = request.query_params.get("next", "0")
+    if raw not in ("0", "1"):
+        raise Refusal(422, "invalid_next", f"next must be 0 or 1, not {raw!r}")
+    return raw == "1"
+
+
 def agent_routes(
     registry: HostRegistry,
     jobs: JobSource,
@@ -203,13 +210,18 @@ def agent_routes(
             result = translation.job_result(report)
         except translation.InvalidReport as exc:
             raise Refusal(422, "invalid_body", str(exc)) from exc
+        take_next = _take_next(request)
         now = clock.now()
         await registry.touch(host, now)
         try:
-            outcome = await jobs.report(host, job_id, result, now)
+            outcome = await jobs.report(host, job_id, result, now, wake_host=not take_next)
         except UnknownJob as exc:
             raise Refusal(404, "unknown_job", "no such job for this host") from exc
-        return _json(translation.report_ack(outcome))
+        # The host's next job, as its next poll would get it: the report freed the host, and
+        # the agent asking for it saves a round trip per job. Should this fail, the 503 makes
+        # the agent resend the report (acknowledged as already applied) and ask again.
+        next_job = await jobs.next_job(host, clock.now()) if take_next else None
+        return _json(translation.report_ack(outcome, next_job))
 
     return [
         Route("/enroll", enroll, methods=["POST"]),

@@ -83,8 +83,14 @@ def job_envelope(job: port.JobAssignment) -> wire.JobEnvelope:
     )
 
 
-def report_ack(outcome: port.ReportOutcome) -> wire.ReportAck:
-    return wire.ReportAck(applied=outcome.applied, detail=outcome.detail)
+def report_ack(
+    outcome: port.ReportOutcome, next_job: port.JobAssignment | None = None
+) -> wire.ReportAck:
+    return wire.ReportAck(
+        applied=outcome.applied,
+        detail=outcome.detail,
+        next_job=job_envelope(next_job) if next_job is not None else None,
+    )
 
 
 def parse_id(raw: str) -> int | None:

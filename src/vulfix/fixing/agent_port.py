@@ -121,9 +121,17 @@ class JobSource(Protocol):
     async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool: ...
 
     async def report(
-        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+        self,
+        host: HostIdentity,
+        job_id: int,
+        result: JobResult,
+        now: datetime,
+        *,
+        wake_host: bool = True,
     ) -> ReportOutcome:
-        """Apply a job's result once; raises UnknownJob for a job that is not this host's."""
+        """Apply a job's result once; raises UnknownJob for a job that is not this host's.
+        `wake_host=False` when the reporting agent takes its next job at once itself: a
+        wake-up for its poll would only make that poll ask twice."""
         ...
 
 

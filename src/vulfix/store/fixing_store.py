@@ -126,7 +126,13 @@ class SqlFixingStore:
             return await job_queue.extend_lease(conn, host.host_id, job_id, self._lease, now)
 
     async def report(
-        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+        self,
+        host: HostIdentity,
+        job_id: int,
+        result: JobResult,
+        now: datetime,
+        *,
+        wake_host: bool = True,
     ) -> ReportOutcome:
         async with write_transaction(self.engine) as conn:
             applied = await job_reports.apply_report(conn, host, job_id, result, now)
@@ -140,7 +146,7 @@ class SqlFixingStore:
                 woken = await engine_sweeps.settle(
                     conn, host.account_id, fix_ids, [host.host_id], now
                 )
-        self.notify(woken)
+        self.notify(woken if wake_host else [h for h in woken if h != host.host_id])
         return applied.outcome
 
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
