@@ -213,3 +213,48 @@ async def _host(bench: Bench, host_token: str):  # type: ignore[no-untyped-def]
     host = await bench.registry.authenticate(host_token)
     assert host is not None
     return host
+
+
+async def test_a_queue_of_jobs_takes_one_poll_each_report_brings_the_next(bench: Bench) -> None:
+    agent = bench.agent(RecordingWork())
+    await serve_until(agent, lambda: agent.identity is not None)
+    assert agent.identity is not None
+    for vul_id in (1, 2, 3):
+        bench.jobs.add(agent.identity.quuid, fix_work(vul_id=vul_id))
+    requests: list[tuple[str, str]] = []
+    inner = bench.app
+
+    async def counting(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] == "http":
+            requests.append((str(scope["method"]), str(scope["path"])))
+        await inner(scope, receive, send)  # type: ignore[operator]
+
+    bench.app = counting
+    work = RecordingWork()
+    await serve_until(bench.agent(work), lambda: len(bench.jobs.results) == 3)
+    assert work.ran == [1, 2, 3]
+    reports = [path for method, path in requests if path.endswith("/result")]
+    assert reports == [f"/agent/v1/jobs/{n}/result" for n in (1, 2, 3)]
+    polls_before_last_report = requests.index(("POST", reports[-1]))
+    assert [p for _, p in requests[:polls_before_last_report]].count("/agent/v1/jobs") == 1
+
+
+async def test_a_stopping_agent_asks_for_no_next_job(bench: Bench) -> None:
+    agent = bench.agent(RecordingWork())
+    await serve_until(agent, lambda: agent.identity is not None)
+    assert agent.identity is not None
+    bench.jobs.add(agent.identity.quuid, fix_work(vul_id=1))
+    bench.jobs.add(agent.identity.quuid, fix_work(vul_id=2))
+    work = RecordingWork(seconds=0.3)
+    stopping = bench.agent(work)
+    stop = asyncio.Event()
+
+    async def stop_while_the_first_job_runs() -> None:
+        while not work.ran:  # noqa: ASYNC110 - a condition on outside state
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(stopping.run(stop), stop_while_the_first_job_runs())
+    assert work.ran == [1] and set(bench.jobs.results) == {1}
+    assert 2 not in bench.jobs.leased, "the second job was not handed out"

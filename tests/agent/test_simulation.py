@@ -42,6 +42,7 @@ class FleetRun:
     summary: FleetSummary
     enrolled_hosts: dict[str, str]
     elapsed: float
+    polls_with_a_job: int
 
     def results(self) -> dict[int, JobResult]:
         return self.jobs.results
@@ -72,7 +73,19 @@ async def run_simulation(directory: Path, **options: Any) -> FleetRun:
         registry = SqlHostRegistry(engine)
         token = await registry.create_enrollment_token("alice", timedelta(days=1), clock.now())
         app = agent_app(registry, jobs, MemoryJobNotifier(), clock)
-        http = http_client("http://vulfix.test", transport=httpx.ASGITransport(app=app))
+        polls_with_a_job = 0
+
+        async def counting(scope: Any, receive: Any, send: Any) -> None:
+            async def counted(message: Any) -> None:
+                nonlocal polls_with_a_job
+                is_poll = scope["method"] == "GET" and scope["path"].endswith("/jobs")
+                if message["type"] == "http.response.start" and is_poll:
+                    polls_with_a_job += message["status"] == 200
+                await send(message)
+
+            await app(scope, receive, counted)
+
+        http = http_client("http://vulfix.test", transport=httpx.ASGITransport(app=counting))
         fleet_options = FleetOptions(duration=300, poll_wait=0, idle_poll_interval=2, **options)
         started = time.monotonic()
         async with http:
@@ -88,7 +101,8 @@ async def run_simulation(directory: Path, **options: Any) -> FleetRun:
             rows = (await conn.execute(select(hosts.c.quuid, hosts.c.host_name))).all()
     assert len(jobs.results) == queued, "every job was run and reported"
     assert timeline.now() >= 300
-    return FleetRun(jobs, summary, {row.quuid: row.host_name for row in rows}, elapsed)
+    hosts_by_quuid = {row.quuid: row.host_name for row in rows}
+    return FleetRun(jobs, summary, hosts_by_quuid, elapsed, polls_with_a_job)
 
 
 async def test_every_job_of_every_host_is_run_and_reported(tmp_path: Path) -> None:
@@ -107,6 +121,12 @@ async def test_every_job_of_every_host_is_run_and_reported(tmp_path: Path) -> No
     }
     assert (run.summary.duplicates, run.summary.refused, run.summary.unreported) == (0, 0, 0)
     assert run.elapsed < 60, "virtual time: nothing sleeps for real"
+
+
+async def test_each_report_brings_the_next_job_so_each_host_polls_one_in(tmp_path: Path) -> None:
+    run = await run_simulation(tmp_path, seed=7)
+    assert len(run.results()) == 5 * (FIXES_PER_HOST + 2)
+    assert run.polls_with_a_job == 5, "one poll per host; every later job came with a report"
 
 
 async def test_failures_follow_the_rates_with_plausible_reasons(tmp_path: Path) -> None:

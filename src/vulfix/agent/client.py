@@ -167,9 +167,13 @@ class AgentClient:
             return None
         return self._decode(response, JobEnvelope)
 
-    async def report(self, job_id: int, report: JobReport) -> ReportAck:
+    async def report(self, job_id: int, report: JobReport, *, take_next: bool = False) -> ReportAck:
+        """Delivers a job's report; with `take_next`, the answer also brings the host's next
+        job if one is waiting (`ReportAck.next_job`), leased to this host as a poll would."""
         body = msgspec.json.encode(report)
-        return self._decode(await self._send("POST", f"/jobs/{job_id}/result", body), ReportAck)
+        params = {"next": "1"} if take_next else None
+        response = await self._send("POST", f"/jobs/{job_id}/result", body, params=params)
+        return self._decode(response, ReportAck)
 
     async def _send(
         self,

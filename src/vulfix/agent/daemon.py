@@ -82,8 +82,8 @@ class HostAgent:
         await self._until_served(self._send_unacknowledged, stop)
         while not stop.is_set():
             job = await self._until_served(lambda: self._poll(stop), stop)
-            if job is not None:
-                await self._handle(job, stop)
+            while job is not None:  # each report brings the next job while there is one
+                job = await self._handle(job, stop)
 
     async def _until_served(
         self, call: Callable[[], Awaitable[Answer]], stop: asyncio.Event
@@ -180,7 +180,9 @@ class HostAgent:
                         await pending
         return poll.result() if not poll.cancelled() else None
 
-    async def _handle(self, job: JobEnvelope, stop: asyncio.Event) -> None:
+    async def _handle(self, job: JobEnvelope, stop: asyncio.Event) -> JobEnvelope | None:
+        """Runs the job (or finds its report in the journal) and delivers the report; returns
+        the next job the report's answer brought, unless the agent is stopping."""
         entry = self._journal.entry(job.job_id)
         if entry is not None and entry.report is not None:
             log.info("job %d was finished before; resending its report", job.job_id)
@@ -190,8 +192,14 @@ class HostAgent:
             report = await self._run(job)
             self._journal.finished(job.job_id, report)
         # Delivered even when a stop was asked for meanwhile: it is already journalled, but
-        # the server would otherwise wait for the lease to expire.
-        await self._until_served(lambda: self._deliver(job.job_id, report), asyncio.Event())
+        # the server would otherwise wait for the lease to expire. A next job is asked for only
+        # while running; one that arrives after a stop stays leased to this host, and the
+        # server hands it out again at the next poll.
+        next_job = await self._until_served(
+            lambda: self._deliver(job.job_id, report, take_next=not stop.is_set()),
+            asyncio.Event(),
+        )
+        return None if stop.is_set() else next_job
 
     async def _run(self, job: JobEnvelope) -> JobReport:
         log.info("running job %d (%s)", job.job_id, type(job.work).__name__)
@@ -222,9 +230,12 @@ class HostAgent:
             except (AgentUnavailable, AgentApiError) as exc:
                 log.warning("heartbeat for job %d failed: %s", job_id, exc)
 
-    async def _deliver(self, job_id: int, report: JobReport) -> None:
+    async def _deliver(
+        self, job_id: int, report: JobReport, *, take_next: bool = False
+    ) -> JobEnvelope | None:
+        next_job = None
         try:
-            ack = await self._client.report(job_id, report)
+            ack = await self._client.report(job_id, report, take_next=take_next)
         except AgentApiError as exc:
             if exc.status == 401:
                 raise
@@ -233,4 +244,6 @@ class HostAgent:
             log.warning("the server refused the report of job %d: %s", job_id, exc.message)
         else:
             log.info("job %d reported%s", job_id, "" if ack.applied else " (already applied)")
+            next_job = ack.next_job
         self._journal.acknowledged(job_id)
+        return next_job

@@ -197,8 +197,13 @@ class SimulatedAgent:
                 until = min(self._deadline, self._next_heartbeat) - self._timeline.now()
                 await self._timeline.sleep(max(0.0, min(idle, until)))
             return
-        report = self._unsent.pop(job.job_id, None)
-        await self._report(job, report if report is not None else await self._run(job))
+        next_job: JobEnvelope | None = job
+        while next_job is not None:  # each report brings the next job while there is one
+            job = next_job
+            report = self._unsent.pop(job.job_id, None)
+            next_job = await self._report(
+                job, report if report is not None else await self._run(job)
+            )
 
     async def _run(self, job: JobEnvelope) -> JobReport:
         run = simulate_job(
@@ -222,10 +227,15 @@ class SimulatedAgent:
                     self._summary.unavailable += 1
         return run.report
 
-    async def _report(self, job: JobEnvelope, report: JobReport) -> None:
+    def _taking_jobs(self) -> bool:
+        return not self._stop.is_set() and self._timeline.now() < self._deadline
+
+    async def _report(self, job: JobEnvelope, report: JobReport) -> JobEnvelope | None:
+        """Delivers the report; returns the next job it brought, if the agent still takes jobs.
+        (One brought after a stop stays leased to the host, as an answered poll's would.)"""
         self.reporting = True
         try:
-            ack = await self._client.report(job.job_id, report)
+            ack = await self._client.report(job.job_id, report, take_next=self._taking_jobs())
         except asyncio.CancelledError:  # stopped, grace spent: given up on
             self._summary.unreported += 1
             raise
@@ -238,13 +248,15 @@ class SimulatedAgent:
                 self._unsent[job.job_id] = report
                 raise
             self._summary.refused += 1
-            return
+            return None
         finally:
             self.reporting = False
         if ack.applied:
             self._summary.jobs[job_kind(job), report.outcome] += 1
         else:
             self._summary.duplicates += 1
+        self._next_heartbeat = self._timeline.now() + self._heartbeat_interval  # it was heard
+        return ack.next_job if self._taking_jobs() else None
 
 
 async def run_fleet(
