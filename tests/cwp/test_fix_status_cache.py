@@ -13,7 +13,9 @@ from tests.fixing.engine_harness import Harness, make_harness
 from vulfix.cwp.display_time import DisplayClock, parse_zone
 from vulfix.cwp.fix_status import DescribeVulFixStatusRequest
 from vulfix.cwp.fix_status_action import FixStatusAction
-from vulfix.fixing.task_view import RETRY_WINDOW
+from vulfix.fixing.task_status import TaskLookup
+from vulfix.fixing.task_view import RETRY_WINDOW, DurationEstimates, TaskView
+from vulfix.store.fix_task_reader import SqlTaskReader
 
 
 @pytest.fixture
@@ -43,3 +45,59 @@ async def test_a_finished_task_stops_offering_a_retry_when_the_window_closes(
     assert (await answer(action, harness, fix_id))["IsAllowRetry"] == 1
     harness.clock.advance(2)
     assert (await answer(action, harness, fix_id))["IsAllowRetry"] == 0
+
+
+class CountingReader:
+    """The real reader, counting whole-task reads and estimate reads."""
+
+    def __init__(self, reader: SqlTaskReader) -> None:
+        self.reader = reader
+        self.task_reads = 0
+        self.estimate_reads = 0
+
+    async def find_task(self, account_id: int, lookup: TaskLookup) -> TaskView | None:
+        self.task_reads += 1
+        return await self.reader.find_task(account_id, lookup)
+
+    async def version(self, account_id: int, lookup: TaskLookup) -> tuple[int, int] | None:
+        return await self.reader.version(account_id, lookup)
+
+    async def duration_estimates(self, account_id: int) -> DurationEstimates:
+        self.estimate_reads += 1
+        return await self.reader.duration_estimates(account_id)
+
+
+async def test_a_running_task_is_read_once_per_version_and_its_remaining_time_still_moves(
+    harness: Harness,
+) -> None:
+    for quuid in ("h0", "h1"):
+        await harness.add_host(quuid)
+    await harness.add_vulnerability(7, on=["h0", "h1"])
+    fix_id = await harness.create([(7, ["h0", "h1"])])
+    await harness.finish("h0")  # h0's snapshot done: a mean snapshot took 5 s
+    reader = CountingReader(harness.reader)
+    display = DisplayClock(parse_zone("+08:00"))
+    action = FixStatusAction(reader, display, harness.clock)  # type: ignore[arg-type]
+    fresh = FixStatusAction(harness.reader, display, harness.clock, cache_bytes=0)
+
+    first = await answer(action, harness, fix_id)
+    job = await harness.poll("h0")  # h0's fix is dispatched, and counts down from here
+    assert job is not None
+    for _ in range(3):
+        harness.clock.advance(2)
+        cached, recomputed = (
+            await answer(action, harness, fix_id),
+            await answer(fresh, harness, fix_id),
+        )
+        assert cached == recomputed
+    assert reader.task_reads == 2, "read again only for the dispatch (a new version)"
+    # Each whole read reads the estimates, and its answer reads them afresh (a new version
+    # may come with new durations); the two answers from the cache re-read them, being
+    # 2 s old each time (they are kept for 1 s).
+    assert reader.estimate_reads == 2 * reader.task_reads + 2
+    reads = reader.estimate_reads
+    harness.clock.advance(0.5)
+    assert (await answer(action, harness, fix_id)) == (await answer(fresh, harness, fix_id))
+    assert reader.estimate_reads == reads and reader.task_reads == 2, "all from the cache"
+    assert first["RemainingTime"] > 0
+    assert list(first)[-2:] == ["RemainingTime", "IsAllowRetry"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.task_view import (
@@ -10,6 +14,7 @@ from vulfix.fixing.task_view import (
     FixItemView,
     FixRecordView,
     HostRef,
+    RemainingWork,
     SnapshotRecordView,
     TaskView,
     figures,
@@ -101,3 +106,58 @@ def test_a_retried_snapshot_still_pending_sets_is_retry_snapshot() -> None:
         and finished.fix_progress == 100
         and finished.remaining_seconds == 0
     )
+
+
+def walk_remaining(view: TaskView, now: datetime, estimates: DurationEstimates) -> float:
+    """RemainingTime by its definition, record by record (the oracle for `RemainingWork`)."""
+    work: dict[str, float] = {
+        s.host.quuid: estimates.snapshot_seconds
+        for s in view.snapshot_records
+        if s.status == SnapshotStatus.PENDING
+    }
+    for r in view.fix_records:
+        if r.status == FixStatus.WAITING:
+            cost = estimates.fix_seconds
+        elif r.status == FixStatus.DISPATCHED:
+            started = r.dispatched_at or r.modified_at
+            cost = max(estimates.fix_seconds - (now - started).total_seconds(), 1.0)
+        else:
+            continue
+        work[r.host.quuid] = work.get(r.host.quuid, 0.0) + cost
+    return max(work.values(), default=0.0)
+
+
+@given(
+    fixes=st.lists(
+        st.tuples(
+            st.sampled_from("abcdef"),
+            st.sampled_from([FixStatus.WAITING, FixStatus.DISPATCHED, FixStatus.FIXED]),
+            st.integers(0, 400),
+        ),
+        max_size=25,
+    ),
+    pending=st.sets(st.sampled_from("abcdefg")),
+    later=st.integers(0, 1000),
+    snapshot_seconds=st.integers(1, 300),
+    fix_seconds=st.integers(1, 600),
+)
+def test_remaining_work_kept_from_a_view_answers_as_a_fresh_walk_at_any_moment(
+    fixes: list[tuple[str, FixStatus, int]],
+    pending: set[str],
+    later: int,
+    snapshot_seconds: int,
+    fix_seconds: int,
+) -> None:
+    records = tuple(
+        FixRecordView(n, 1, host(q), status, "", NOW, dispatched_at=NOW - timedelta(seconds=ago))
+        for n, (q, status, ago) in enumerate(fixes)
+    )
+    snapshots = tuple(
+        SnapshotRecordView(n, host(q), "s", "", SnapshotStatus.PENDING, "", NOW)
+        for n, q in enumerate(sorted(pending))
+    )
+    task = TaskView(1, NOW, (ITEM,), snapshots, records)
+    kept = RemainingWork.of(task)  # kept at NOW, asked later with other estimates
+    moment = NOW + timedelta(seconds=later)
+    estimates = DurationEstimates(snapshot_seconds, fix_seconds)
+    assert kept.seconds(moment, estimates) == math.ceil(walk_remaining(task, moment, estimates))

@@ -266,7 +266,7 @@ async def test_readers_on_two_replicas_answer_alike_after_changes_through_a_thir
     account, clock = deployment.harness.account_id, deployment.harness.clock
     display = DisplayClock(parse_zone("+08:00"))
     actions = [FixStatusAction(r.reader, display, clock) for r in readers]
-    uncached = FixStatusAction(writer.reader, display, clock, running_ttl=0)
+    uncached = FixStatusAction(writer.reader, display, clock, running_ttl=0, cache_bytes=0)
     caller = Caller(account, "acme", 1, "AKID", False, "request", "en-US", "ap-guangzhou")
     items = tuple(FixItemRequest(vul_id, 0, 0, tuple(quuids)) for vul_id in (7, 8))
     fix_id = await create_fix_task(

@@ -61,7 +61,8 @@ class DescribeVulFixStatusResponse(WireStruct):
     vul_fix_list: list[VulFixStatusInfo] = msgspec.field(default_factory=list)
     snapshot_progress: int = 0
     fix_progress: int = 0
-    remaining_time: int = 0
     is_retry_snapshot: int = 0
     snapshot_fail_cnt: int = 0
+    # Last, in this order: the cache of encoded answers works these two out for each call.
+    remaining_time: int = 0
     is_allow_retry: int = 0

@@ -20,27 +20,42 @@ from vulfix.cwp.fix_status import (
 from vulfix.cwp.quuids import check_quuid
 from vulfix.fixing.clock import Clock
 from vulfix.fixing.task_status import TaskLookup, TaskReader, check_lookup, not_found, task_status
-from vulfix.fixing.task_view import TaskFigures, retry_window_closes_at
+from vulfix.fixing.task_view import (
+    DurationEstimates,
+    RemainingWork,
+    TaskFigures,
+    retry_window_closes_at,
+)
 from vulfix.tcapi import Caller, api_error
 
 _encoder = msgspec.json.Encoder()
+_ESTIMATES_KEPT = 10_000  # accounts whose duration estimates are remembered
 
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
+    """An encoded answer without its two fields that move with time alone, and what works
+    them out at any moment: RemainingTime (while the task runs) and IsAllowRetry (until the
+    retry window of its newest failure closes)."""
+
     version: tuple[int, int]
-    # Figures that move with time alone expire the answer: a running task's RemainingTime
-    # (recomputed every `running_ttl`), a finished one's IsAllowRetry (when the retry window
-    # of its newest failure closes). None: valid until the version changes.
-    valid_until: datetime | None
-    body: bytes
+    head: bytes  # the encoded answer, cut before `,"RemainingTime":`
+    running: RemainingWork | None  # None once the task has ended (RemainingTime 0)
+    retry_closes_at: datetime | None
+
+    def body(self, now: datetime, estimates: DurationEstimates) -> bytes:
+        remaining = self.running.seconds(now, estimates) if self.running is not None else 0
+        allow = self.retry_closes_at is not None and now <= self.retry_closes_at
+        return self.head + b',"RemainingTime":%d,"IsAllowRetry":%d}' % (remaining, allow)
 
 
 class FixStatusAction:
-    """Answers from a cache of encoded bodies keyed by the lookup and valid while the task's
-    (FixId, version) is unchanged. The version is bumped in the same transaction as every
+    """Answers from a cache of encoded answers keyed by the lookup and valid while the task's
+    (FixId, version) is unchanged; the version is bumped in the same transaction as every
     record change, so a replica never answers from a cache older than the database, whichever
-    replica made the change. Bounded by total bytes."""
+    replica made the change. The two fields that move with time alone are worked out for each
+    call, the duration estimates behind RemainingTime re-read at most every `running_ttl`.
+    Bounded by total bytes."""
 
     def __init__(
         self,
@@ -57,6 +72,7 @@ class FixStatusAction:
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[tuple[int, TaskLookup], _Answer] = OrderedDict()
         self._cached_bytes = 0
+        self._estimates: dict[int, tuple[datetime, DurationEstimates]] = {}
 
     async def __call__(self, req: DescribeVulFixStatusRequest, caller: Caller) -> msgspec.Raw:
         check_quuid(req.quuid, "Quuid")
@@ -71,42 +87,55 @@ class FixStatusAction:
                 "Quuid 和 KbId 只能配合 FixId 或 VulId 使用，请同时提供 VulId（或 FixId）。",
             )
         lookup = TaskLookup(fix_id=req.fix_id, vul_id=req.vul_id, quuid=req.quuid, kb_id=req.kb_id)
-        key = (caller.account_id, lookup)
+        account_id = caller.account_id
+        key = (account_id, lookup)
         async with api_errors():
             check_lookup(lookup)
-            version = await self.reader.version(caller.account_id, lookup)
+            version = await self.reader.version(account_id, lookup)
             if version is None:
                 raise not_found(lookup)
             now = self.clock.now()
-            cached = self._cache.get(key)
-            if (
-                cached
-                and cached.version == version
-                and (cached.valid_until is None or now < cached.valid_until)
-            ):
+            answer = self._cache.get(key)
+            if answer is not None and answer.version == version:
                 self._cache.move_to_end(key)
-                return msgspec.Raw(cached.body)
-            # The task is found: read it by FixId rather than resolving the lookup again.
-            resolved = replace(lookup, fix_id=version[0])
-            status = await task_status(self.reader, caller.account_id, resolved, now)
-        body = _encoder.encode(self.render(status))
-        self._remember(key, _Answer(version, self._valid_until(status, now), body))
-        return msgspec.Raw(body)
+            else:
+                # The task is found: read it by FixId rather than resolving the lookup again.
+                resolved = replace(lookup, fix_id=version[0])
+                status = await task_status(self.reader, account_id, resolved, now)
+                answer = self._answer(version, status)
+                self._remember(key, answer)
+                # What moved the version (a job finishing) may have moved the estimates too.
+                self._estimates.pop(account_id, None)
+            running = answer.running is not None
+            estimates = await self._estimates_of(account_id, now) if running else None
+        return msgspec.Raw(answer.body(now, estimates or DurationEstimates()))
 
-    def _valid_until(self, status: TaskFigures, now: datetime) -> datetime | None:
-        if status.ended_at is None:
-            return now + self.running_ttl
-        return retry_window_closes_at(status.view) if status.is_allow_retry else None
+    def _answer(self, version: tuple[int, int], status: TaskFigures) -> _Answer:
+        encoded = _encoder.encode(self.render(status))
+        head = encoded[: encoded.rindex(b',"RemainingTime":')]
+        running = RemainingWork.of(status.view) if status.ended_at is None else None
+        return _Answer(version, head, running, retry_window_closes_at(status.view))
+
+    async def _estimates_of(self, account_id: int, now: datetime) -> DurationEstimates:
+        """The account's mean job durations, read again once `running_ttl` old."""
+        known = self._estimates.get(account_id)
+        if known is not None and now < known[0] + self.running_ttl:
+            return known[1]
+        estimates = await self.reader.duration_estimates(account_id)
+        if len(self._estimates) >= _ESTIMATES_KEPT:
+            self._estimates.clear()
+        self._estimates[account_id] = (now, estimates)
+        return estimates
 
     def _remember(self, key: tuple[int, TaskLookup], answer: _Answer) -> None:
         old = self._cache.pop(key, None)
         if old is not None:
-            self._cached_bytes -= len(old.body)
+            self._cached_bytes -= len(old.head)
         self._cache[key] = answer
-        self._cached_bytes += len(answer.body)
+        self._cached_bytes += len(answer.head)
         while self._cached_bytes > self.cache_bytes and self._cache:
             _, evicted = self._cache.popitem(last=False)
-            self._cached_bytes -= len(evicted.body)
+            self._cached_bytes -= len(evicted.head)
 
     def render(self, status: TaskFigures) -> DescribeVulFixStatusResponse:
         show = self.display.show
@@ -160,8 +189,8 @@ class FixStatusAction:
             ],
             snapshot_progress=status.snapshot_progress,
             fix_progress=status.fix_progress,
-            remaining_time=status.remaining_seconds,
             is_retry_snapshot=int(status.is_retry_snapshot),
             snapshot_fail_cnt=status.snapshot_fail_cnt,
+            remaining_time=status.remaining_seconds,
             is_allow_retry=int(status.is_allow_retry),
         )

@@ -187,20 +187,51 @@ def _item_figures(item: FixItemView, records: Iterable[FixRecordView]) -> ItemFi
 def remaining_seconds(view: TaskView, now: datetime, estimates: DurationEstimates) -> int:
     """The largest remaining sequential work over hosts: a host runs one job at a time, hosts
     run in parallel, so the task ends when its busiest host does."""
-    pending_snapshot = {
-        s.host.quuid for s in view.snapshot_records if s.status == SnapshotStatus.PENDING
-    }
-    work: dict[str, float] = dict.fromkeys(pending_snapshot, estimates.snapshot_seconds)
-    for record in view.fix_records:
-        if record.status == FixStatus.WAITING:
-            cost = estimates.fix_seconds
-        elif record.status == FixStatus.DISPATCHED:
-            started = record.dispatched_at or record.modified_at
-            cost = max(estimates.fix_seconds - (now - started).total_seconds(), 1.0)
-        else:
-            continue
-        work[record.host.quuid] = work.get(record.host.quuid, 0.0) + cost
-    return math.ceil(max(work.values(), default=0.0))
+    return RemainingWork.of(view).seconds(now, estimates)
+
+
+@dataclass(frozen=True, slots=True)
+class RemainingWork:
+    """What `remaining_seconds` needs of a view, kept so that it can be worked out at any
+    moment, with any estimates, without walking the records again (a task's records change
+    far less often than its RemainingTime is asked for)."""
+
+    # (pending snapshots, waiting fixes) of each host with nothing dispatched; equal pairs
+    # weigh the same, so each distinct pair is kept once.
+    settled: frozenset[tuple[int, int]]
+    # The same for each host with fixes dispatched, and when each of those started.
+    running: tuple[tuple[int, int, tuple[datetime, ...]], ...]
+
+    @classmethod
+    def of(cls, view: TaskView) -> RemainingWork:
+        snapshots = {
+            s.host.quuid: 1 for s in view.snapshot_records if s.status == SnapshotStatus.PENDING
+        }
+        waiting: dict[str, int] = {}
+        started: dict[str, list[datetime]] = {}
+        for record in view.fix_records:
+            quuid = record.host.quuid
+            if record.status == FixStatus.WAITING:
+                waiting[quuid] = waiting.get(quuid, 0) + 1
+            elif record.status == FixStatus.DISPATCHED:
+                started.setdefault(quuid, []).append(record.dispatched_at or record.modified_at)
+        hosts = snapshots.keys() | waiting.keys()
+        return cls(
+            frozenset((snapshots.get(q, 0), waiting.get(q, 0)) for q in hosts if q not in started),
+            tuple(
+                (snapshots.get(q, 0), waiting.get(q, 0), tuple(times))
+                for q, times in started.items()
+            ),
+        )
+
+    def seconds(self, now: datetime, estimates: DurationEstimates) -> int:
+        snapshot, fix = estimates.snapshot_seconds, estimates.fix_seconds
+        worst = max((n * snapshot + w * fix for n, w in self.settled), default=0.0)
+        for pending, waiting, times in self.running:
+            # A dispatched fix has the rest of a mean fix to go, and at least a second.
+            left = sum(max(fix - (now - at).total_seconds(), 1.0) for at in times)
+            worst = max(worst, pending * snapshot + waiting * fix + left)
+        return math.ceil(worst)
 
 
 def _retry_allowed(view: TaskView, now: datetime) -> bool:
