@@ -44,6 +44,22 @@ def inventory(path: Path, quuids: list[str]) -> Path:
     return path
 
 
+@contextmanager
+def raw_server(port: int, body: Path) -> Iterator[None]:
+    """bench/wire.py's raw ASGI app on CPU 0, answering `body` to every request."""
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, str(ROOT / "bench" / "wire.py"),
+         "--serve", "raw", str(port), str(body)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)
+        yield
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def raw_ceiling(directory: Path, seconds: int) -> float:
     """Requests/s of the raw ASGI app answering a fixed body (bench/wire.py's ceiling)."""
     from bench.wire import load, wrk_script
@@ -51,44 +67,26 @@ def raw_ceiling(directory: Path, seconds: int) -> float:
 
     body = directory / "raw.json"
     body.write_bytes(b'{"Response":{"RequestId":"00000000-0000-4000-8000-000000000000"}}')
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, str(ROOT / "bench" / "wire.py"),
-         "--serve", "raw", str(RAW_PORT), str(body)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(1.5)
+    with raw_server(RAW_PORT, body):
         call = Signer("AKIDx", "k", host=f"127.0.0.1:{RAW_PORT}").tc3_post(b"{}")
         return load(RAW_PORT, wrk_script(call.headers, call.body, directory), seconds, 32)
-    finally:
-        server.terminate()
-        server.wait()
 
 
-def client_ceiling(seconds: float, agents: int = 256) -> tuple[float, float]:
+def client_ceiling(directory: Path, seconds: float, agents: int = 256) -> tuple[float, float]:
     """(reports/s, CPU us per report) of the simulator's own client code alone: `agents`
     AgentClients on the simulator's pools (CPU 1) reporting to the raw ASGI app (CPU 0),
     which answers at once. No server can get a fleet through more round trips than this."""
     import asyncio
 
-    port = RAW_PORT + 1
-    with tempfile.TemporaryDirectory() as tmp:
-        body = Path(tmp) / "ack.json"
-        body.write_bytes(b'{"applied":true,"detail":""}')
-        server = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, str(ROOT / "bench" / "wire.py"),
-             "--serve", "raw", str(port), str(body)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        affinity = os.sched_getaffinity(0)
+    body = directory / "ack.json"
+    body.write_bytes(b'{"applied":true,"detail":""}')
+    affinity = os.sched_getaffinity(0)
+    with raw_server(RAW_PORT + 1, body):
         try:
-            time.sleep(1.5)
             os.sched_setaffinity(0, {1})
-            return asyncio.run(_report_loop(port, agents, seconds))
+            return asyncio.run(_report_loop(RAW_PORT + 1, agents, seconds))
         finally:
             os.sched_setaffinity(0, affinity)
-            server.terminate()
-            server.wait()
 
 
 async def _report_loop(port: int, agents: int, seconds: float) -> tuple[float, float]:
@@ -208,7 +206,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         ceiling = raw_ceiling(directory, 4)
-        client_rate, client_cpu = client_ceiling(4)
+        client_rate, client_cpu = client_ceiling(directory, 4)
         with enrolled_fleet(directory, args.hosts, 20, "--speed", "1000000") as fleet:
             api = Api(fleet.secret_id, fleet.secret_key)
             entry = {"Quuids": fleet.quuids, "VulId": 1}
