@@ -19,10 +19,22 @@ def parse_zone(name: str) -> tzinfo:
 
 
 class DisplayClock:
-    def __init__(self, zone: tzinfo) -> None:
+    """Formats times in one zone, remembering recent seconds: a task's records share a few
+    moments (created together, finished close together), and a big task's answer shows
+    tens of thousands of them, where converting and formatting each cost most of the build."""
+
+    def __init__(self, zone: tzinfo, remembered: int = 65_536) -> None:
         self.zone = zone
+        self._shown: dict[datetime, str] = {}
+        self._remembered = remembered
 
     def show(self, moment: datetime | None) -> str:
         if moment is None:
             return ""
-        return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
+        second = moment.replace(microsecond=0)  # what is shown: equal seconds look alike
+        shown = self._shown.get(second)
+        if shown is None:
+            if len(self._shown) >= self._remembered:
+                self._shown.clear()
+            shown = self._shown[second] = second.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
+        return shown
