@@ -150,9 +150,14 @@ def figures(
         if all_done
         else None
     )
+    by_item: dict[int, list[FixRecordView]] = {item.id: [] for item in view.items}
+    for record in view.fix_records:  # grouped once: a big task has 10 000s of records
+        bucket = by_item.get(record.item_id)
+        if bucket is not None:
+            bucket.append(record)
     return TaskFigures(
         view=view,
-        items=tuple(_item_figures(item, view.fix_records) for item in view.items),
+        items=tuple(_item_figures(item, by_item[item.id]) for item in view.items),
         host_cnt=len(by_host),
         fix_success_cnt=sum(
             all(r.status == FixStatus.FIXED for r in rs) for rs in by_host.values()
@@ -174,7 +179,7 @@ def figures(
 
 
 def _item_figures(item: FixItemView, records: Iterable[FixRecordView]) -> ItemFigures:
-    mine = tuple(r for r in records if r.item_id == item.id)
+    mine = tuple(records)
     return ItemFigures(
         item=item,
         records=mine,

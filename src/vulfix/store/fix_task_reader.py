@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,6 +24,8 @@ from vulfix.store.tables import as_utc, fix_tasks
 
 PRIORS = DurationEstimates()
 OBSERVED_JOBS = 50
+_FIX_STATUSES = {int(status): status for status in FixStatus}
+_SNAPSHOT_STATUSES = {int(status): status for status in SnapshotStatus}
 # The read behind every DescribeVulFixStatus by FixId, built once.
 _TASK_VERSION = select(fix_tasks.c.fix_id, fix_tasks.c.version).where(
     fix_tasks.c.fix_id == bindparam("fix_id"), fix_tasks.c.account_id == bindparam("account_id")
@@ -127,7 +131,7 @@ async def load_view(conn: AsyncConnection, fix_id: int) -> TaskView:
                 host=host,
                 snapshot_name=s.snapshot_name,
                 snapshot_id=s.snapshot_id,
-                status=SnapshotStatus(s.status),
+                status=_SNAPSHOT_STATUSES[s.status],
                 fail_reason=s.fail_reason,
                 modified_at=as_utc(s.modified_at),
                 retried=bool(s.retried),
@@ -146,16 +150,20 @@ async def load_view(conn: AsyncConnection, fix_id: int) -> TaskView:
         .where(fix_records.c.fix_id == fix_id)
         .order_by(fix_records.c.id)
     )
+    # A big task has tens of thousands of these: rows unpacked as tuples and statuses looked
+    # up, rather than attribute access and an Enum call per field.
     records = tuple(
         FixRecordView(
-            id=int(r.id),
-            item_id=int(r.item_id),
-            host=hosts[r.quuid],
-            status=FixStatus(r.status),
-            fail_reason=r.fail_reason,
-            modified_at=as_utc(r.modified_at),
-            dispatched_at=as_utc(r.dispatched_at) if r.dispatched_at else None,
+            record_id,
+            item_id,
+            hosts[quuid],
+            _FIX_STATUSES[status],
+            fail_reason,
+            modified_at.replace(tzinfo=UTC),
+            dispatched_at.replace(tzinfo=UTC) if dispatched_at else None,
         )
-        for r in await conn.execute(fix_query)
+        for record_id, item_id, quuid, status, fail_reason, modified_at, dispatched_at in (
+            await conn.execute(fix_query)
+        )
     )
     return TaskView(fix_id, as_utc(task.created_at), items, tuple(snapshots), records)
