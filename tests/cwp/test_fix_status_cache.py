@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -101,3 +102,38 @@ async def test_a_running_task_is_read_once_per_version_and_its_remaining_time_st
     assert reader.estimate_reads == reads and reader.task_reads == 2, "all from the cache"
     assert first["RemainingTime"] > 0
     assert list(first)[-2:] == ["RemainingTime", "IsAllowRetry"]
+
+
+async def test_callers_asking_at_once_share_one_build(harness: Harness) -> None:
+    for quuid in ("h0", "h1"):
+        await harness.add_host(quuid)
+    await harness.add_vulnerability(7, on=["h0", "h1"])
+    fix_id = await harness.create([(7, ["h0", "h1"])])
+    reader = CountingReader(harness.reader)
+    display = DisplayClock(parse_zone("+08:00"))
+    action = FixStatusAction(reader, display, harness.clock)  # type: ignore[arg-type]
+
+    answers = await asyncio.gather(*(answer(action, harness, fix_id) for _ in range(5)))
+    assert reader.task_reads == 1
+    assert all(a == answers[0] for a in answers) and answers[0]["HostCnt"] == 2
+
+    await harness.finish("h0")  # a new version: built once more
+    await asyncio.gather(*(answer(action, harness, fix_id) for _ in range(5)))
+    assert reader.task_reads == 2
+
+
+async def test_a_caller_that_goes_away_does_not_stop_the_build_for_the_others(
+    harness: Harness,
+) -> None:
+    await harness.add_host("h0")
+    await harness.add_vulnerability(7, on=["h0"])
+    fix_id = await harness.create([(7, ["h0"])])
+    reader = CountingReader(harness.reader)
+    action = FixStatusAction(reader, DisplayClock(parse_zone("+08:00")), harness.clock)  # type: ignore[arg-type]
+    first = asyncio.create_task(answer(action, harness, fix_id))
+    second = asyncio.create_task(answer(action, harness, fix_id))
+    while reader.task_reads == 0:  # noqa: ASYNC110 - waiting for the build to start
+        await asyncio.sleep(0)
+    first.cancel()
+    assert (await second)["HostCnt"] == 1
+    assert reader.task_reads == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from vulfix.tcapi import Caller, api_error
 
 _encoder = msgspec.json.Encoder()
 _ESTIMATES_KEPT = 10_000  # accounts whose duration estimates are remembered
+_Key = tuple[int, TaskLookup]  # (account, lookup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +72,10 @@ class FixStatusAction:
         self.clock = clock
         self.running_ttl = timedelta(seconds=running_ttl)
         self.cache_bytes = cache_bytes
-        self._cache: OrderedDict[tuple[int, TaskLookup], _Answer] = OrderedDict()
+        self._cache: OrderedDict[_Key, _Answer] = OrderedDict()
         self._cached_bytes = 0
         self._estimates: dict[int, tuple[datetime, DurationEstimates]] = {}
+        self._building: dict[tuple[_Key, tuple[int, int]], asyncio.Future[_Answer]] = {}
 
     async def __call__(self, req: DescribeVulFixStatusRequest, caller: Caller) -> msgspec.Raw:
         check_quuid(req.quuid, "Quuid")
@@ -99,16 +102,39 @@ class FixStatusAction:
             if answer is not None and answer.version == version:
                 self._cache.move_to_end(key)
             else:
-                # The task is found: read it by FixId rather than resolving the lookup again.
-                resolved = replace(lookup, fix_id=version[0])
-                status = await task_status(self.reader, account_id, resolved, now)
-                answer = self._answer(version, status)
-                self._remember(key, answer)
-                # What moved the version (a job finishing) may have moved the estimates too.
-                self._estimates.pop(account_id, None)
+                answer = await self._built(key, version, now)
             running = answer.running is not None
             estimates = await self._estimates_of(account_id, now) if running else None
         return msgspec.Raw(answer.body(now, estimates or DurationEstimates()))
+
+    async def _built(self, key: _Key, version: tuple[int, int], now: datetime) -> _Answer:
+        """The answer for this version, built once however many callers ask meanwhile: a big
+        task's answer takes a second to build, and each poller would otherwise build it again.
+        The build is its own task, so a caller that goes away does not stop it for the rest."""
+        building = self._building.get((key, version))
+        if building is None:
+            building = asyncio.ensure_future(self._build(key, version, now))
+            self._building[(key, version)] = building
+            building.add_done_callback(lambda done: self._finished((key, version), done))
+        return await asyncio.shield(building)
+
+    async def _build(self, key: _Key, version: tuple[int, int], now: datetime) -> _Answer:
+        account_id, lookup = key
+        # The task is found: read it by FixId rather than resolving the lookup again.
+        resolved = replace(lookup, fix_id=version[0])
+        status = await task_status(self.reader, account_id, resolved, now)
+        answer = self._answer(version, status)
+        self._remember(key, answer)
+        # What moved the version (a job finishing) may have moved the estimates too.
+        self._estimates.pop(account_id, None)
+        return answer
+
+    def _finished(
+        self, building: tuple[_Key, tuple[int, int]], done: asyncio.Future[_Answer]
+    ) -> None:
+        self._building.pop(building, None)
+        if not done.cancelled():
+            done.exception()  # every caller re-raises it; none may be left to look
 
     def _answer(self, version: tuple[int, int], status: TaskFigures) -> _Answer:
         encoded = _encoder.encode(self.render(status))
@@ -127,7 +153,7 @@ class FixStatusAction:
         self._estimates[account_id] = (now, estimates)
         return estimates
 
-    def _remember(self, key: tuple[int, TaskLookup], answer: _Answer) -> None:
+    def _remember(self, key: _Key, answer: _Answer) -> None:
         old = self._cache.pop(key, None)
         if old is not None:
             self._cached_bytes -= len(old.head)
