@@ -21,12 +21,7 @@ from vulfix.cwp.fix_status import (
 from vulfix.cwp.quuids import check_quuid
 from vulfix.fixing.clock import Clock
 from vulfix.fixing.task_status import TaskLookup, TaskReader, check_lookup, not_found, task_status
-from vulfix.fixing.task_view import (
-    DurationEstimates,
-    RemainingWork,
-    TaskFigures,
-    retry_window_closes_at,
-)
+from vulfix.fixing.task_view import DurationEstimates, RemainingWork, TaskFigures, retry_open
 from vulfix.tcapi import Caller, api_error
 
 _encoder = msgspec.json.Encoder()
@@ -47,7 +42,7 @@ class _Answer:
 
     def body(self, now: datetime, estimates: DurationEstimates) -> bytes:
         remaining = self.running.seconds(now, estimates) if self.running is not None else 0
-        allow = self.retry_closes_at is not None and now <= self.retry_closes_at
+        allow = retry_open(self.retry_closes_at, now)
         return self.head + b',"RemainingTime":%d,"IsAllowRetry":%d}' % (remaining, allow)
 
 
@@ -120,13 +115,14 @@ class FixStatusAction:
 
     async def _build(self, key: _Key, version: tuple[int, int], now: datetime) -> _Answer:
         account_id, lookup = key
-        # The task is found: read it by FixId rather than resolving the lookup again.
-        resolved = replace(lookup, fix_id=version[0])
-        status = await task_status(self.reader, account_id, resolved, now)
-        answer = self._answer(version, status)
-        self._remember(key, answer)
         # What moved the version (a job finishing) may have moved the estimates too.
         self._estimates.pop(account_id, None)
+        estimates = await self._estimates_of(account_id, now)
+        # The task is found: read it by FixId rather than resolving the lookup again.
+        resolved = replace(lookup, fix_id=version[0])
+        status = await task_status(self.reader, account_id, resolved, now, estimates)
+        answer = self._answer(version, status)
+        self._remember(key, answer)
         return answer
 
     def _finished(
@@ -139,8 +135,7 @@ class FixStatusAction:
     def _answer(self, version: tuple[int, int], status: TaskFigures) -> _Answer:
         encoded = _encoder.encode(self.render(status))
         head = encoded[: encoded.rindex(b',"RemainingTime":')]
-        running = RemainingWork.of(status.view) if status.ended_at is None else None
-        return _Answer(version, head, running, retry_window_closes_at(status.view))
+        return _Answer(version, head, status.remaining, status.retry_closes_at)
 
     async def _estimates_of(self, account_id: int, now: datetime) -> DurationEstimates:
         """The account's mean job durations, read again once `running_ttl` old."""

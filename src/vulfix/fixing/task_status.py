@@ -43,8 +43,13 @@ def not_found(lookup: TaskLookup) -> TaskNotFound:
 
 
 async def task_status(
-    reader: TaskReader, account_id: int, lookup: TaskLookup, now: datetime
+    reader: TaskReader,
+    account_id: int,
+    lookup: TaskLookup,
+    now: datetime,
+    estimates: DurationEstimates | None = None,
 ) -> TaskFigures:
+    """The task's figures at `now`; the account's duration estimates are read unless given."""
     check_lookup(lookup)
     view = await reader.find_task(account_id, lookup)
     if view is None:
@@ -55,7 +60,9 @@ async def task_status(
             f"Fix task {view.fix_id} has nothing matching those filters.",
             f"修复任务 {view.fix_id} 中没有符合条件的记录。",
         )
-    return figures(narrowed, now, await reader.duration_estimates(account_id))
+    if estimates is None:
+        estimates = await reader.duration_estimates(account_id)
+    return figures(narrowed, now, estimates)
 
 
 def _not_found_messages(lookup: TaskLookup) -> tuple[str, str]:

@@ -127,6 +127,11 @@ class TaskFigures:
     remaining_seconds: int
     is_retry_snapshot: bool
     is_allow_retry: bool
+    # What the two figures above follow with time alone, for answering them at a later
+    # moment without the records: the remaining work (None once ended), and when the
+    # retry window closes (None without a failure to retry).
+    remaining: RemainingWork | None
+    retry_closes_at: datetime | None
 
 
 def progress(done: int, total: int) -> int:
@@ -150,6 +155,8 @@ def figures(
         if all_done
         else None
     )
+    remaining = None if all_done else RemainingWork.of(view)
+    retry_closes_at = retry_window_closes_at(view)
     by_item: dict[int, list[FixRecordView]] = {item.id: [] for item in view.items}
     for record in view.fix_records:  # grouped once: a big task has 10 000s of records
         bucket = by_item.get(record.item_id)
@@ -170,11 +177,13 @@ def figures(
         ),
         fix_progress=progress(len(terminal_fixes), len(view.fix_records)),
         ended_at=ended_at,
-        remaining_seconds=0 if all_done else remaining_seconds(view, now, estimates),
+        remaining_seconds=remaining.seconds(now, estimates) if remaining is not None else 0,
         is_retry_snapshot=any(
             s.retried and s.status == SnapshotStatus.PENDING for s in view.snapshot_records
         ),
-        is_allow_retry=_retry_allowed(view, now),
+        is_allow_retry=retry_open(retry_closes_at, now),
+        remaining=remaining,
+        retry_closes_at=retry_closes_at,
     )
 
 
@@ -189,17 +198,12 @@ def _item_figures(item: FixItemView, records: Iterable[FixRecordView]) -> ItemFi
     )
 
 
-def remaining_seconds(view: TaskView, now: datetime, estimates: DurationEstimates) -> int:
-    """The largest remaining sequential work over hosts: a host runs one job at a time, hosts
-    run in parallel, so the task ends when its busiest host does."""
-    return RemainingWork.of(view).seconds(now, estimates)
-
-
 @dataclass(frozen=True, slots=True)
 class RemainingWork:
-    """What `remaining_seconds` needs of a view, kept so that it can be worked out at any
-    moment, with any estimates, without walking the records again (a task's records change
-    far less often than its RemainingTime is asked for)."""
+    """RemainingTime: the largest remaining sequential work over hosts (a host runs one job
+    at a time, hosts run in parallel, so the task ends when its busiest host does). Kept in a
+    form that can be worked out at any moment, with any estimates, without walking the
+    records again: a task's records change far less often than it is asked for."""
 
     # (pending snapshots, waiting fixes) of each host with nothing dispatched; equal pairs
     # weigh the same, so each distinct pair is kept once.
@@ -239,8 +243,8 @@ class RemainingWork:
         return math.ceil(worst)
 
 
-def _retry_allowed(view: TaskView, now: datetime) -> bool:
-    closes_at = retry_window_closes_at(view)
+def retry_open(closes_at: datetime | None, now: datetime) -> bool:
+    """IsAllowRetry: a failure is still within its retry window."""
     return closes_at is not None and now <= closes_at
 
 
