@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -159,8 +157,8 @@ async def load_view(conn: AsyncConnection, fix_id: int) -> TaskView:
             hosts[quuid],
             _FIX_STATUSES[status],
             fail_reason,
-            modified_at.replace(tzinfo=UTC),
-            dispatched_at.replace(tzinfo=UTC) if dispatched_at else None,
+            as_utc(modified_at),
+            as_utc(dispatched_at) if dispatched_at else None,
         )
         for record_id, item_id, quuid, status, fail_reason, modified_at, dispatched_at in (
             await conn.execute(fix_query)
