@@ -72,18 +72,19 @@ class Tc3Signer:
     padded-key blocks hashed once (RFC 2104). Copying those states instead of keying an HMAC
     per request halves the HMAC's cost; every request of a key and day shares them."""
 
-    __slots__ = ("_inner", "_outer", "_scope")
+    __slots__ = ("_date", "_inner", "_outer", "_service")
 
     def __init__(self, secret_key: str, date: str, service: str) -> None:
         key = tc3_signing_key(secret_key, date, service).ljust(_BLOCK, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-        self._scope = f"{date}/{service}/tc3_request"
+        self._date, self._service = date, service
 
     def sign(self, timestamp: str, canonical_request: str) -> str:
         """The signature of a CanonicalRequest sent with this X-TC-Timestamp."""
-        digest = hashlib.sha256(canonical_request.encode()).hexdigest()
-        return self.sign_string(f"{TC3_ALGORITHM}\n{timestamp}\n{self._scope}\n{digest}")
+        return self.sign_string(
+            tc3_string_to_sign(timestamp, self._date, self._service, canonical_request)
+        )
 
     def sign_string(self, string_to_sign: str) -> str:
         inner = self._inner.copy()
