@@ -24,7 +24,6 @@ from vulfix.tcapi.raw_request import RawRequest
 
 SKEW_SECONDS = 300
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _HEX_DIGITS = "0123456789abcdef"
 _PORT = re.compile(r":\d+$")
 _UNSIGNED_PAYLOAD = signing.UNSIGNED_PAYLOAD.encode()
@@ -89,7 +88,7 @@ def _canonical_scope(head: str) -> tuple[str, str, str, tuple[str, ...]] | None:
 
 def parse_tc3_authorization(value: str) -> Tc3Authorization:
     head, _, signature = value.rpartition("Signature=")
-    if len(signature) == 64 and not signature.strip(_HEX_DIGITS):
+    if _is_signature(signature):
         canonical = _canonical_scope(head)
         if canonical is not None:
             return Tc3Authorization(*canonical, signature)
@@ -112,10 +111,15 @@ def parse_tc3_authorization(value: str) -> Tc3Authorization:
         or scope[3] != "tc3_request"
         or "content-type" not in headers
         or "host" not in headers
-        or not _HEX_SIGNATURE.fullmatch(signature)
+        or not _is_signature(signature)
     ):
         raise InvalidAuthorization()
     return Tc3Authorization(scope[0], scope[1], scope[2], headers, signature)
+
+
+def _is_signature(value: str) -> bool:
+    """64 lower-case hex digits, as TC3 signatures are written."""
+    return len(value) == 64 and not value.strip(_HEX_DIGITS)
 
 
 class ReplayCache:
@@ -152,9 +156,7 @@ class Authenticator:
         auth = parse_tc3_authorization(headers.get(b"authorization", b"").decode("latin-1"))
         raw_timestamp = headers.get(b"x-tc-timestamp", b"").decode("latin-1")
         timestamp = self._timestamp(raw_timestamp, "X-TC-Timestamp")
-        credential = await self.credentials.lookup(auth.secret_id) if auth.secret_id else None
-        if credential is None:
-            raise SecretIdNotFound()
+        credential = await self._credential(auth.secret_id)
         if headers.get(b"x-tc-token"):
             raise TokenFailure()
         if utc_date(timestamp) != auth.date:
@@ -214,8 +216,8 @@ class Authenticator:
                     return credential
         raise SignatureFailure()
 
-    def _timestamp(self, raw: str | None, name: str) -> int:
-        raw = raw.strip() if raw is not None else ""
+    def _timestamp(self, raw: str, name: str) -> int:
+        raw = raw.strip()
         if not raw:
             raise MissingCommonParameter(
                 f"The parameter `{name}` is missing.", f"缺少参数 `{name}`。"
@@ -261,10 +263,8 @@ class Authenticator:
         if names == _SDK_SIGNED_HEADERS:
             content_type = headers.get(b"content-type", b"")
             host = headers.get(b"host", b"")
-            yield (
-                (b"content-type:%s\nhost:%s\n" % (content_type, host)).decode("latin-1"),
-                (_SDK_SIGNED_NAMES),
-            )
+            rendered = b"content-type:%s\nhost:%s\n" % (content_type, host)
+            yield rendered.decode("latin-1"), _SDK_SIGNED_NAMES
         content_type_text = request.content_type
         content_types = list(dict.fromkeys([content_type_text, content_type_text.strip().lower()]))
         others = {
