@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, event
 from sqlalchemy import create_engine as create_sync_engine
@@ -28,6 +28,8 @@ from sqlalchemy.util import greenlet_spawn
 
 from vulfix.fixing.errors import StorageUnavailable
 from vulfix.store import inline_sqlite
+
+_T = TypeVar("_T")
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -251,42 +253,39 @@ async def read_row(
     Through the async API, connect, begin, execute, commit and close each cost a hop (and
     an event-loop turn), together three times the statement itself: 370 us against 100 us
     for the task-version read behind every DescribeVulFixStatus."""
-
-    def read() -> Row[Any] | None:
-        with engine.sync_engine.connect() as conn:
-            _alone(conn, write=False)
-            with conn.begin():
-                return conn.execute(statement, parameters).first()
-
-    with storage_errors():
-        row: Row[Any] | None = await greenlet_spawn(read)
-        return row
+    row: Row[Any] | None = await _alone(
+        engine, lambda conn: conn.execute(statement, parameters).first(), write=False
+    )
+    return row
 
 
 async def write_once(engine: AsyncEngine, statement: Executable, parameters: dict[str, Any]) -> int:
     """One write statement in a transaction of its own, in one hop (see `read_row`); the
     number of rows it changed."""
+    changed: int = await _alone(
+        engine, lambda conn: int(conn.execute(statement, parameters).rowcount), write=True
+    )
+    return changed
 
-    def write() -> int:
+
+async def _alone(engine: AsyncEngine, run: Callable[[Connection], _T], *, write: bool) -> _T:
+    """`run` on a connection of its own, in one greenlet hop. One statement is atomic and
+    sees one snapshot on both engines, so PostgreSQL runs it outside a transaction (no BEGIN
+    and COMMIT round trips); SQLite's BEGIN and COMMIT are calls in-process, and a write
+    takes the write lock up front as every write here does."""
+
+    def hop() -> _T:
         with engine.sync_engine.connect() as conn:
-            _alone(conn, write=True)
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            elif write:
+                conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
             with conn.begin():
-                return int(conn.execute(statement, parameters).rowcount)
+                return run(conn)
 
     with storage_errors():
-        changed: int = await greenlet_spawn(write)
-        return changed
-
-
-def _alone(conn: Connection, *, write: bool) -> None:
-    """Sets up `conn` for a single statement. One statement is atomic and sees one snapshot
-    on both engines, so PostgreSQL runs it outside a transaction (no BEGIN and COMMIT round
-    trips); SQLite's BEGIN and COMMIT are calls in-process, and a write takes the write lock
-    up front as every write here does."""
-    if conn.dialect.name == "postgresql":
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-    elif write:
-        conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
+        result: _T = await greenlet_spawn(hop)
+        return result
 
 
 @contextmanager
