@@ -17,7 +17,7 @@ from typing import Any
 from vulfix.tcapi import envelope, observability
 from vulfix.tcapi.authentication import Authenticator
 from vulfix.tcapi.credentials import Credential
-from vulfix.tcapi.errors import LANGUAGES, ApiError, api_error, normalize_language
+from vulfix.tcapi.errors import ApiError, api_error, normalize_language
 from vulfix.tcapi.flattening import FlatteningError, unflatten
 from vulfix.tcapi.invocation import invoke
 from vulfix.tcapi.rate_limiting import RateLimiter, RatePolicy
@@ -50,7 +50,6 @@ _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 log = logging.getLogger("vulfix.api")
 _DRAIN_LIMIT = 4 * TC3_BODY_LIMIT
 _TC3 = TC3_ALGORITHM.encode()
-_LANGUAGES = {language.encode(): language for language in LANGUAGES}
 _RESOLVED_LIMIT = 256
 
 
@@ -89,7 +88,11 @@ class TcApiApp:
     async def _serve_api(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = headers_from_scope(scope)
-        state = _Envelope(envelope.new_request_id(), self._language(headers.get(b"x-tc-language")))
+        language = headers.get(b"x-tc-language", b"").decode("latin-1")
+        state = _Envelope(
+            envelope.new_request_id(),
+            normalize_language(language, self.config.default_language),
+        )
         client = scope.get("client")
         client_addr = f"{client[0]}:{client[1]}" if client else "-"
         code = "Success"
@@ -250,10 +253,6 @@ class TcApiApp:
         if len(self._resolved) < _RESOLVED_LIMIT:
             self._resolved[target] = action
         return action
-
-    def _language(self, raw: bytes | None) -> str:
-        language = _LANGUAGES.get(raw) if raw is not None else None
-        return language or self.config.default_language
 
 
 def _action_headers(headers: dict[bytes, bytes]) -> tuple[str, str, str]:
