@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from vulfix.agent_api.lane import AgentLane, agent_slots
 from vulfix.agent_api.notifier import MemoryJobNotifier
 from vulfix.agent_api.redis_notifier import RedisJobNotifier
 from vulfix.agent_api.routes import agent_routes
@@ -34,7 +35,7 @@ from vulfix.settings import Settings
 from vulfix.store.agent_registry import SqlHostRegistry
 from vulfix.store.api_keys import ApiKeyStore
 from vulfix.store.change_freeze import ChangeFreezes
-from vulfix.store.database import create_engine
+from vulfix.store.database import connection_capacity, create_engine
 from vulfix.store.fix_task_reader import SqlTaskReader
 from vulfix.store.fixing_store import SqlFixingStore
 from vulfix.store.inventory_queries import SqlInventoryReader
@@ -166,11 +167,14 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
             await engine.dispose()
             log.info("vulfix stopped cleanly")
 
+    lane = AgentLane(agent_slots(connection_capacity(engine)))
     side_app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/metrics", metrics),
-            Mount("/agent/v1", routes=agent_routes(registry, fixing, notifier, timings, clock)),
+            Mount(
+                "/agent/v1", routes=agent_routes(registry, fixing, notifier, timings, clock, lane)
+            ),
             Mount("/console", routes=console_routes(console)),
         ],
         lifespan=lifespan,

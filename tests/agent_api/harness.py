@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from vulfix.agent_api import agent_routes
+from vulfix.agent_api.lane import AgentLane
 from vulfix.fixing.agent_port import AgentTimings, HostRegistry, JobNotifier, JobSource
 from vulfix.fixing.clock import Clock
 from vulfix.store.database import create_engine
@@ -36,6 +37,8 @@ def agent_app(
     notifier: JobNotifier,
     clock: Clock,
     timings: AgentTimings = TIMINGS,
+    lane: AgentLane | None = None,
 ) -> Starlette:
-    routes = agent_routes(registry, jobs, notifier, timings, clock)
+    lane = lane or AgentLane(slots=4)
+    routes = agent_routes(registry, jobs, notifier, timings, clock, lane)
     return Starlette(routes=[Mount("/agent/v1", routes=routes)])

@@ -4,6 +4,7 @@ the real ASGI app on a real SQLite database, called with signed requests."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -259,13 +260,20 @@ CALLS: dict[str, dict[str, Any]] = {
 
 
 @pytest.mark.parametrize("action", sorted(CALLS))
-async def test_a_broken_database_is_main_db_fail(world: World, action: str) -> None:
+async def test_a_broken_database_is_main_db_fail(
+    world: World, action: str, caplog: pytest.LogCaptureFixture
+) -> None:
     assert (
         await world.code("DescribeVulFixStatus", {"FixId": 5}) == "InvalidParameterValue"
     )  # keys cached
     await world.app.engine.dispose()
     world.path.write_bytes(b"this is not a database" * 100)
-    assert await world.code(action, CALLS[action]) == "InternalError.MainDBFail"
+    with caplog.at_level(logging.WARNING, logger="vulfix.api"):
+        assert await world.code(action, CALLS[action]) == "InternalError.MainDBFail"
+    # The caller sees the code alone; the operator's log names the database's own error.
+    (logged,) = [r for r in caplog.records if "InternalError.MainDBFail" in r.getMessage()]
+    assert f"action={action}" in logged.getMessage()
+    assert "file is not a database" in caplog.text
 
 
 @pytest.mark.parametrize("action", sorted(CALLS))

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from vulfix import agent_protocol as wire
 from vulfix.agent_api import translation
+from vulfix.agent_api.lane import AgentLane, LaneBusy
 from vulfix.fixing.agent_port import (
     AgentTimings,
     EnrollmentRefused,
@@ -42,6 +43,8 @@ DRAIN_LIMIT = 4 * 1024 * 1024
 # Seconds an agent is asked to wait after a 503 (the database is away). Agents keep their
 # reports and retry; this spreads a fleet's retries instead of having it poll a dead store.
 UNAVAILABLE_RETRY_AFTER = 5
+# After a 503 for a full agent lane: the database is there, only busy for a moment.
+BUSY_RETRY_AFTER = 1
 
 Body = TypeVar("Body")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -83,6 +86,10 @@ def _answering_refusals(endpoint: Endpoint) -> Endpoint:
             unavailable = wire.AgentError(error="storage_unavailable", message=str(exc))
             response = _json(unavailable, 503)
             response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+            return response
+        except LaneBusy as exc:
+            response = _json(wire.AgentError(error="server_busy", message=str(exc)), 503)
+            response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
             return response
         except ClientDisconnect:
             # The agent gave up (its timeout) before sending its whole body: nothing was read,
@@ -142,8 +149,10 @@ def agent_routes(
     notifier: JobNotifier,
     timings: AgentTimings,
     clock: Clock,
+    lane: AgentLane,
 ) -> list[BaseRoute]:
-    """The routes of `/agent/v1`, to be mounted there."""
+    """The routes of `/agent/v1`, to be mounted there. Whatever reads or writes the store
+    runs in `lane`; reading bodies and waiting for a job do not hold a place in it."""
 
     async def host_of(request: Request) -> HostIdentity:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -158,9 +167,10 @@ def agent_routes(
     async def enroll(request: Request) -> Response:
         enrolment = _decode(await _read_body(request, ENROLL_BODY_LIMIT), _enroll_decoder)
         try:
-            enrolled = await registry.enroll(
-                enrolment.enroll_token, translation.host_facts(enrolment), clock.now()
-            )
+            async with lane.admitted():
+                enrolled = await registry.enroll(
+                    enrolment.enroll_token, translation.host_facts(enrolment), clock.now()
+                )
         except EnrollmentRefused as exc:
             raise Refusal(403, "enrollment_refused", str(exc) or "enrolment refused") from exc
         return _json(
@@ -174,34 +184,39 @@ def agent_routes(
 
     @_answering_refusals
     async def heartbeat(request: Request) -> Response:
-        host = await host_of(request)
+        async with lane.admitted():
+            host = await host_of(request)
         body = await _read_body(request, HEARTBEAT_BODY_LIMIT)
         beat = _decode(body, _heartbeat_decoder) if body.strip() else wire.Heartbeat()
         job_id = beat.running_job_id
         if job_id is not None and not 0 < job_id <= translation.MAX_ID:
             raise Refusal(422, "invalid_body", "running_job_id must be a positive job id")
         now = clock.now()
-        await registry.touch(host, now)
-        extended = job_id is not None and await jobs.extend_lease(host, job_id, now)
+        async with lane.admitted():
+            await registry.touch(host, now)
+            extended = job_id is not None and await jobs.extend_lease(host, job_id, now)
         return _json(wire.HeartbeatAck(lease_extended=extended))
 
     @_answering_refusals
     async def next_job(request: Request) -> Response:
-        host = await host_of(request)
         wait = _poll_wait(request)
-        await registry.touch(host, clock.now())
-        job = await jobs.next_job(host, clock.now())
+        async with lane.admitted():
+            host = await host_of(request)
+            await registry.touch(host, clock.now())
+            job = await jobs.next_job(host, clock.now())
         # Asked again only when woken: the notifier remembers a job queued between the
         # question and the wait, and after a timeout the agent's next poll asks first anyway.
         if job is None and wait > 0 and await notifier.wait(host.host_id, wait):
-            job = await jobs.next_job(host, clock.now())
+            async with lane.admitted():
+                job = await jobs.next_job(host, clock.now())
         if job is None:
             return Response(status_code=204)
         return _json(translation.job_envelope(job))
 
     @_answering_refusals
     async def report(request: Request) -> Response:
-        host = await host_of(request)
+        async with lane.admitted():
+            host = await host_of(request)
         job_id = translation.parse_id(request.path_params["job_id"])
         if job_id is None:
             raise Refusal(404, "unknown_job", "no such job for this host")
@@ -211,16 +226,18 @@ def agent_routes(
         except translation.InvalidReport as exc:
             raise Refusal(422, "invalid_body", str(exc)) from exc
         take_next = _take_next(request)
-        now = clock.now()
-        await registry.touch(host, now)
-        try:
-            outcome = await jobs.report(host, job_id, result, now, wake_host=not take_next)
-        except UnknownJob as exc:
-            raise Refusal(404, "unknown_job", "no such job for this host") from exc
-        # The host's next job, as its next poll would get it: the report freed the host, and
-        # the agent asking for it saves a round trip per job. Should this fail, the 503 makes
-        # the agent resend the report (acknowledged as already applied) and ask again.
-        next_job = await jobs.next_job(host, clock.now()) if take_next else None
+        async with lane.admitted():
+            now = clock.now()
+            await registry.touch(host, now)
+            try:
+                outcome = await jobs.report(host, job_id, result, now, wake_host=not take_next)
+            except UnknownJob as exc:
+                raise Refusal(404, "unknown_job", "no such job for this host") from exc
+            # The host's next job, as its next poll would get it: the report freed the host,
+            # and the agent asking for it saves a round trip per job. Should this fail, the
+            # 503 makes the agent resend the report (acknowledged as already applied) and ask
+            # again.
+            next_job = await jobs.next_job(host, clock.now()) if take_next else None
         return _json(translation.report_ack(outcome, next_job))
 
     return [

@@ -51,6 +51,10 @@ STATEMENT_TIMEOUT = 5.0
 # Waiting for a pooled connection when all are busy (SQLAlchemy's default is 30 s): the pool
 # stays exhausted only while its connections hang, each for at most the above.
 POOL_TIMEOUT = 5.0
+# Connections a process keeps to PostgreSQL (SQLAlchemy's defaults, named here because the
+# agent API sizes its lane from them): this many pooled, and this many more at peaks.
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
 # The driver's own failures that leave a connection unusable: it timed out mid-protocol, or
 # the socket failed. asyncpg raises them bare, not as DBAPI errors.
 LINK_FAILURES = (TimeoutError, OSError)
@@ -164,6 +168,8 @@ def create_engine(url: str) -> AsyncEngine:
                 async_url,
                 # A pooled connection the server or the network dropped is replaced on checkout.
                 pool_pre_ping=True,
+                pool_size=POOL_SIZE,
+                max_overflow=MAX_OVERFLOW,
                 pool_timeout=POOL_TIMEOUT,
                 connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT},
             )
@@ -183,6 +189,11 @@ def create_engine(url: str) -> AsyncEngine:
     )
     _install_sqlite_hooks(engine.sync_engine)
     return engine
+
+
+def connection_capacity(engine: AsyncEngine) -> int:
+    """How many connections `engine` may hold at once: SQLite's one, or the pool's peak."""
+    return 1 if engine.dialect.name == "sqlite" else POOL_SIZE + MAX_OVERFLOW
 
 
 def create_blocking_engine(url: str) -> Engine:

@@ -106,6 +106,15 @@ class TcApiApp:
                     self.config.service.parse_error_code, error.message_en, error.message_zh
                 )
             code = error.error_code
+            if error.__cause__ is not None and code.startswith("InternalError"):
+                # The caller sees only the code: the operator needs what caused it.
+                log.warning(
+                    "%s, RequestId=%s action=%s",
+                    code,
+                    state.request_id,
+                    state.action,
+                    exc_info=error,
+                )
             body = envelope.encode_error(error, state.language, state.request_id)
         except Exception:
             code = "InternalError"

@@ -1,0 +1,129 @@
+"""The agents' lane to the database: its width, its wait, and the 503 of a full lane."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from tests.agent_api.fake_jobs import FakeJobSource, fix_work
+from tests.agent_api.harness import agent_app
+from tests.agent_api.test_routes import API, agent_error, enrol, last_seen
+from vulfix.agent_api import MemoryJobNotifier
+from vulfix.agent_api.lane import CONTROL_RESERVE, MINIMUM_SLOTS, AgentLane, LaneBusy, agent_slots
+from vulfix.agent_api.routes import BUSY_RETRY_AFTER
+from vulfix.fixing.clock import ManualClock
+from vulfix.store.agent_registry import SqlHostRegistry
+
+
+def test_the_lane_leaves_the_reserve_to_the_rest_and_never_closes() -> None:
+    assert agent_slots(15) == 15 - CONTROL_RESERVE
+    assert agent_slots(1) == MINIMUM_SLOTS  # SQLite's one connection
+    with pytest.raises(ValueError, match="at least one slot"):
+        AgentLane(0)
+
+
+async def test_a_full_lane_admits_the_next_as_a_slot_frees() -> None:
+    lane = AgentLane(2, wait=5)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(name: str) -> None:
+        async with lane.admitted():
+            order.append(f"in {name}")
+            await release.wait()
+            order.append(f"out {name}")
+
+    holders = [asyncio.create_task(hold(name)) for name in ("a", "b")]
+    await asyncio.sleep(0)
+    third = asyncio.create_task(hold("c"))
+    await asyncio.sleep(0.01)
+    assert order == ["in a", "in b"]
+    release.set()
+    await asyncio.gather(*holders, third)
+    assert order[-2:] == ["in c", "out c"]
+
+
+async def test_a_lane_full_for_the_whole_wait_is_busy_and_a_failed_block_frees_its_slot() -> None:
+    lane = AgentLane(1, wait=0.05)
+    with pytest.raises(RuntimeError):
+        async with lane.admitted():
+            raise RuntimeError("the store failed")
+    async with lane.admitted():
+        with pytest.raises(LaneBusy, match="1 agent requests already use the database"):
+            async with lane.admitted():
+                pass
+    async with lane.admitted():  # the refused waiter took nothing with it
+        pass
+
+
+@pytest.fixture
+def lane() -> AgentLane:
+    return AgentLane(1, wait=0.05)
+
+
+@pytest.fixture
+async def lane_http(
+    registry: SqlHostRegistry,
+    jobs: FakeJobSource,
+    notifier: MemoryJobNotifier,
+    clock: ManualClock,
+    lane: AgentLane,
+) -> AsyncIterator[httpx.AsyncClient]:
+    app: Starlette = agent_app(registry, jobs, notifier, clock, lane=lane)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://vulfix.test") as client:
+        yield client
+
+
+async def test_a_report_meeting_a_full_lane_is_a_busy_503_and_changes_nothing(
+    lane_http: httpx.AsyncClient,
+    registry: SqlHostRegistry,
+    clock: ManualClock,
+    jobs: FakeJobSource,
+    lane: AgentLane,
+    engine: AsyncEngine,
+) -> None:
+    host = await enrol(lane_http, registry, clock)
+    job = jobs.add(host.quuid, fix_work())
+    await lane_http.get(f"{API}/jobs", headers=host.headers)
+    seen = await last_seen(engine, host.host_id)
+    url = f"{API}/jobs/{job.job_id}/result"
+    report = {"outcome": "success"}
+
+    clock.advance(30)
+    async with lane.admitted():
+        busy = await lane_http.post(url, json=report, headers=host.headers)
+    agent_error(busy, 503, "server_busy")
+    assert busy.headers["retry-after"] == str(BUSY_RETRY_AFTER)
+    assert jobs.report_calls == 0 and job.job_id not in jobs.results
+    assert await last_seen(engine, host.host_id) == seen
+
+    resent = await lane_http.post(url, json=report, headers=host.headers)
+    assert resent.json() == {"applied": True, "detail": "", "next_job": None}
+    assert await last_seen(engine, host.host_id) != seen
+
+
+async def test_a_long_poll_holds_no_place_in_the_lane_while_it_waits(
+    lane_http: httpx.AsyncClient,
+    registry: SqlHostRegistry,
+    clock: ManualClock,
+    jobs: FakeJobSource,
+    notifier: MemoryJobNotifier,
+) -> None:
+    waiting = await enrol(lane_http, registry, clock, "q-1")
+    other = await enrol(lane_http, registry, clock, "q-2")
+    poll = asyncio.create_task(
+        lane_http.get(f"{API}/jobs", params={"wait": 5}, headers=waiting.headers)
+    )
+    await asyncio.sleep(0.1)  # the poll is waiting for a job
+    beat = await lane_http.post(f"{API}/heartbeat", headers=other.headers, json={})
+    assert beat.status_code == 200, beat.text
+    job = jobs.add(waiting.quuid, fix_work())
+    notifier.notify([waiting.host_id])
+    answer = await poll
+    assert answer.status_code == 200 and answer.json()["job_id"] == job.job_id
