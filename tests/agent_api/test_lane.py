@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from tests.agent_api.harness import agent_app
-from tests.agent_api.test_routes import API, agent_error, enrol, last_seen
+from tests.agent_api.test_routes import API, agent_error, enrol, last_seen, leased_fix
 from vulfix.agent_api import MemoryJobNotifier
 from vulfix.agent_api.lane import CONTROL_RESERVE, MINIMUM_SLOTS, AgentLane, LaneBusy, agent_slots
 from vulfix.agent_api.routes import BUSY_RETRY_AFTER
@@ -88,9 +88,7 @@ async def test_a_report_meeting_a_full_lane_is_a_busy_503_and_changes_nothing(
     lane: AgentLane,
     engine: AsyncEngine,
 ) -> None:
-    host = await enrol(lane_http, registry, clock)
-    job = jobs.add(host.quuid, fix_work())
-    await lane_http.get(f"{API}/jobs", headers=host.headers)
+    host, job = await leased_fix(lane_http, registry, clock, jobs)
     seen = await last_seen(engine, host.host_id)
     url = f"{API}/jobs/{job.job_id}/result"
     report = {"outcome": "success"}

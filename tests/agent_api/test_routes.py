@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from vulfix.agent_api import MemoryJobNotifier
 from vulfix.agent_protocol import MAX_OUTPUT_TAIL
-from vulfix.fixing.agent_port import SnapshotWork
+from vulfix.fixing.agent_port import JobAssignment, SnapshotWork
 from vulfix.fixing.clock import ManualClock
 from vulfix.store.agent_registry import SqlHostRegistry
 from vulfix.store.inventory_tables import hosts
@@ -40,6 +40,17 @@ async def enrol(
     identity = await registry.authenticate(answer["host_token"])
     assert identity is not None
     return Enrolled(answer["quuid"], identity.host_id, auth(answer["host_token"]))
+
+
+async def leased_fix(
+    http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
+) -> tuple[Enrolled, JobAssignment]:
+    """An enrolled host holding the lease of a fix job it polled for."""
+    host = await enrol(http, registry, clock)
+    job = jobs.add(host.quuid, fix_work())
+    polled = await http.get(f"{API}/jobs", headers=host.headers)
+    assert polled.status_code == 200, polled.text
+    return host, job
 
 
 def enroll_body(token: str, quuid: str | None = "q-1", **changes: Any) -> dict[str, Any]:
@@ -201,9 +212,7 @@ async def test_a_bad_wait_is_422(
 async def test_a_report_is_applied_once_and_a_resend_is_acknowledged(
     http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
 ) -> None:
-    host = await enrol(http, registry, clock)
-    job = jobs.add(host.quuid, fix_work())
-    await http.get(f"{API}/jobs", headers=host.headers)
+    host, job = await leased_fix(http, registry, clock, jobs)
     report = {"outcome": "failure", "reason": "E: broken", "exit_code": 100, "output_tail": "x"}
     url = f"{API}/jobs/{job.job_id}/result"
 
@@ -261,9 +270,7 @@ async def test_a_report_with_a_bad_next_is_refused_and_changes_nothing(
     jobs: FakeJobSource,
     value: str,
 ) -> None:
-    host = await enrol(http, registry, clock)
-    job = jobs.add(host.quuid, fix_work())
-    await http.get(f"{API}/jobs", headers=host.headers)
+    host, job = await leased_fix(http, registry, clock, jobs)
     response = await http.post(
         f"{API}/jobs/{job.job_id}/result",
         params={"next": value},
@@ -316,9 +323,7 @@ async def test_a_bad_report_is_refused_and_nothing_is_stored(
     status: int,
     error: str,
 ) -> None:
-    host = await enrol(http, registry, clock)
-    job = jobs.add(host.quuid, fix_work())
-    await http.get(f"{API}/jobs", headers=host.headers)
+    host, job = await leased_fix(http, registry, clock, jobs)
     seen = await last_seen(engine, host.host_id)
     clock.advance(60)
 
@@ -334,9 +339,7 @@ async def test_a_bad_report_is_refused_and_nothing_is_stored(
 async def test_an_over_long_output_tail_keeps_its_last_64_kib(
     http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
 ) -> None:
-    host = await enrol(http, registry, clock)
-    job = jobs.add(host.quuid, fix_work())
-    await http.get(f"{API}/jobs", headers=host.headers)
+    host, job = await leased_fix(http, registry, clock, jobs)
     tail = "a" * 1000 + "b" * MAX_OUTPUT_TAIL
     report = {"outcome": "success", "output_tail": tail, "reason": "r" * 5000}
 
@@ -350,9 +353,7 @@ async def test_an_over_long_output_tail_keeps_its_last_64_kib(
 async def test_a_heartbeat_extends_the_running_jobs_lease(
     http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
 ) -> None:
-    host = await enrol(http, registry, clock)
-    job = jobs.add(host.quuid, fix_work())
-    await http.get(f"{API}/jobs", headers=host.headers)
+    host, job = await leased_fix(http, registry, clock, jobs)
 
     running = await http.post(
         f"{API}/heartbeat", json={"running_job_id": job.job_id}, headers=host.headers
