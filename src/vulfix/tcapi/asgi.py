@@ -73,6 +73,13 @@ class _Envelope:
     account: str = "-"
 
 
+def _root_cause(error: BaseException) -> str:
+    """The first failure in `error`'s chain of causes, as `Type: message`."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return f"{type(error).__name__}: {error}"
+
+
 class TcApiApp:
     def __init__(self, config: WireConfig, fallback: ASGIApp) -> None:
         self.config = config
@@ -107,13 +114,14 @@ class TcApiApp:
                 )
             code = error.error_code
             if error.__cause__ is not None and code.startswith("InternalError"):
-                # The caller sees only the code: the operator needs what caused it.
+                # The caller sees only the code: the operator needs what caused it. One line,
+                # no traceback: an outage answers thousands of these, all alike.
                 log.warning(
-                    "%s, RequestId=%s action=%s",
+                    "%s, RequestId=%s action=%s: %s",
                     code,
                     state.request_id,
                     state.action,
-                    exc_info=error,
+                    _root_cause(error),
                 )
             body = envelope.encode_error(error, state.language, state.request_id)
         except Exception:
