@@ -3,6 +3,7 @@ import io
 import json
 import uuid
 
+from vulfix.tcapi.asgi import _root_cause
 from vulfix.tcapi.envelope import new_request_id
 from vulfix.tcapi.observability import RequestLog
 
@@ -38,3 +39,14 @@ def test_disabled_log_writes_nothing() -> None:
     stream = io.StringIO()
     RequestLog(stream, enabled=False).emit({"request_id": "x"})
     assert stream.getvalue() == ""
+
+
+def test_an_internal_errors_cause_is_logged_as_the_first_failure_on_one_line() -> None:
+    driver = ConnectionError('relation "hosts" is locked\nDETAIL: held by process 42')
+    try:
+        try:
+            raise driver
+        except ConnectionError as exc:
+            raise RuntimeError("The database failed.") from exc
+    except RuntimeError as wrapped:
+        assert _root_cause(wrapped) == 'ConnectionError: relation "hosts" is locked'

@@ -74,10 +74,11 @@ class _Envelope:
 
 
 def _root_cause(error: BaseException) -> str:
-    """The first failure in `error`'s chain of causes, as `Type: message`."""
+    """The first failure in `error`'s chain of causes, as `Type: message`, on one line (a
+    driver's message may add DETAIL and HINT lines)."""
     while error.__cause__ is not None:
         error = error.__cause__
-    return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 class TcApiApp:
