@@ -84,8 +84,6 @@ class FakeJobSource:
         job_id: int,
         result: JobResult,
         now: datetime,
-        *,
-        wake_host: bool = True,
     ) -> ReportOutcome:
         self.report_calls += 1
         leased = self.leased.get(job_id)
@@ -95,3 +93,9 @@ class FakeJobSource:
             return ReportOutcome(applied=False, detail="already reported")
         self.results[job_id] = result
         return ReportOutcome(applied=True)
+
+    async def report_and_take_next(
+        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+    ) -> tuple[ReportOutcome, JobAssignment | None]:
+        outcome = await self.report(host, job_id, result, now)
+        return outcome, await self.next_job(host, now)

@@ -207,12 +207,12 @@ async def test_a_report_wakes_its_host_unless_the_agent_takes_the_next_job_itsel
     assert snapshot is not None
     harness.woken.clear()
     success = JobResult("success", "", 0, "", "ref", 1)
-    ack = await harness.store.report(
-        host, snapshot.job_id, success, harness.clock.now(), wake_host=False
+    ack, fix = await harness.store.report_and_take_next(
+        host, snapshot.job_id, success, harness.clock.now()
     )
-    assert ack.applied and harness.woken == [], "the agent asked for its next job at once"
-    fix = await harness.poll("h1")
+    assert ack.applied and harness.woken == [], "the agent took its next job at once"
     assert fix is not None and type(fix.work).__name__ == "FixWork"
+    assert await harness.poll("h1") == fix, "the fix is leased to the host"
     await harness.store.report(host, fix.job_id, success, harness.clock.now())
     assert await harness.poll("h1") is None
 

@@ -229,15 +229,16 @@ def agent_routes(
         async with lane.admitted():
             now = clock.now()
             await registry.touch(host, now)
+            # With `next=1` the answer brings the host's next job, as its next poll would get
+            # it: the report freed the host, and the agent asking for it saves a round trip
+            # per job. Should this fail, the 503 makes the agent resend the report.
             try:
-                outcome = await jobs.report(host, job_id, result, now, wake_host=not take_next)
+                if take_next:
+                    outcome, next_job = await jobs.report_and_take_next(host, job_id, result, now)
+                else:
+                    outcome, next_job = await jobs.report(host, job_id, result, now), None
             except UnknownJob as exc:
                 raise Refusal(404, "unknown_job", "no such job for this host") from exc
-            # The host's next job, as its next poll would get it: the report freed the host,
-            # and the agent asking for it saves a round trip per job. Should this fail, the
-            # 503 makes the agent resend the report (acknowledged as already applied) and ask
-            # again.
-            next_job = await jobs.next_job(host, clock.now()) if take_next else None
         return _json(translation.report_ack(outcome, next_job))
 
     return [

@@ -121,17 +121,16 @@ class JobSource(Protocol):
     async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool: ...
 
     async def report(
-        self,
-        host: HostIdentity,
-        job_id: int,
-        result: JobResult,
-        now: datetime,
-        *,
-        wake_host: bool = True,
+        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
     ) -> ReportOutcome:
-        """Apply a job's result once; raises UnknownJob for a job that is not this host's.
-        `wake_host=False` when the reporting agent takes its next job at once itself: a
-        wake-up for its poll would only make that poll ask twice."""
+        """Apply a job's result once; raises UnknownJob for a job that is not this host's."""
+        ...
+
+    async def report_and_take_next(
+        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+    ) -> tuple[ReportOutcome, JobAssignment | None]:
+        """`report`, then the host's next job as `next_job` would give it, in one step: the
+        agent takes its next job from the answer, so its long poll is not woken for it."""
         ...
 
 

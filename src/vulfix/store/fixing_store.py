@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.agent_port import (
     AgentTimings,
@@ -111,43 +111,63 @@ class SqlFixingStore:
         if not await job_queue.has_active_job(self.engine, host.host_id):
             return None  # an idle host's poll, the common case: one read, no write lock
         async with write_transaction(self.engine) as conn:
-            job_id, woken = await job_queue.claim(conn, host.host_id, self._lease, now)
-            assignment = (
-                None
-                if job_id is None
-                else await job_reports.assignment(conn, job_id, self.timings.lease_seconds)
-            )
+            assignment, woken = await self._claim(conn, host, now)
         if woken:  # a stale job was replaced: the host's long poll picks the new one up
             self.notify(woken)
         return assignment
+
+    async def _claim(
+        self, conn: AsyncConnection, host: HostIdentity, now: datetime
+    ) -> tuple[JobAssignment | None, list[int]]:
+        """The host's job, leased; and hosts to wake once committed."""
+        job_id, woken = await job_queue.claim(conn, host.host_id, self._lease, now)
+        if job_id is None:
+            return None, woken
+        return await job_reports.assignment(conn, job_id, self.timings.lease_seconds), woken
 
     async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool:
         async with write_transaction(self.engine) as conn:
             return await job_queue.extend_lease(conn, host.host_id, job_id, self._lease, now)
 
     async def report(
+        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+    ) -> ReportOutcome:
+        async with write_transaction(self.engine) as conn:
+            outcome, woken = await self._apply_report(conn, host, job_id, result, now)
+        self.notify(woken)
+        return outcome
+
+    async def report_and_take_next(
+        self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+    ) -> tuple[ReportOutcome, JobAssignment | None]:
+        async with write_transaction(self.engine) as conn:
+            outcome, woken = await self._apply_report(conn, host, job_id, result, now)
+            next_job: JobAssignment | None = None
+            # Applied with nothing queued after it: the report ended the host's one job.
+            if not outcome.applied or host.host_id in woken:
+                next_job, replaced = await self._claim(conn, host, now)
+                woken += replaced
+        # The agent takes its next job from this answer: waking its poll would only make
+        # that poll ask twice.
+        self.notify([h for h in woken if h != host.host_id])
+        return outcome, next_job
+
+    async def _apply_report(
         self,
+        conn: AsyncConnection,
         host: HostIdentity,
         job_id: int,
         result: JobResult,
         now: datetime,
-        *,
-        wake_host: bool = True,
-    ) -> ReportOutcome:
-        async with write_transaction(self.engine) as conn:
-            applied = await job_reports.apply_report(conn, host, job_id, result, now)
-            woken: list[int] = []
-            if applied.outcome.applied:
-                fix_ids = (
-                    [applied.fix_id]
-                    if applied.fix_id is not None and applied.host_finished_task
-                    else []
-                )
-                woken = await engine_sweeps.settle(
-                    conn, host.account_id, fix_ids, [host.host_id], now
-                )
-        self.notify(woken if wake_host else [h for h in woken if h != host.host_id])
-        return applied.outcome
+    ) -> tuple[ReportOutcome, list[int]]:
+        applied = await job_reports.apply_report(conn, host, job_id, result, now)
+        if not applied.outcome.applied:
+            return applied.outcome, []
+        fix_ids = (
+            [applied.fix_id] if applied.fix_id is not None and applied.host_finished_task else []
+        )
+        woken = await engine_sweeps.settle(conn, host.account_id, fix_ids, [host.host_id], now)
+        return applied.outcome, woken
 
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
         async with read_transaction(self.engine) as conn:

@@ -19,7 +19,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
-from vulfix.store.bounded_in import chunks
+from vulfix.store.bounded_in import any_of, chunks
 from vulfix.store.database import read_row
 from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
@@ -40,7 +40,7 @@ _HOST_ACTIVE_JOB = (
         jobs.c.fix_record_id,
         jobs.c.machine_snapshot_id,
     )
-    .where(jobs.c.host_id == bindparam("host_id"), jobs.c.state.in_(ACTIVE_STATES))
+    .where(jobs.c.host_id == bindparam("host_id"), any_of(jobs.c.state, ACTIVE_STATES))
     .order_by(jobs.c.job_id)
     .limit(1)
 )
@@ -66,7 +66,7 @@ _WAITING_FIX = (
     .where(
         fix_records.c.host_id == bindparam("host_id"),
         fix_records.c.status == int(FixStatus.WAITING),
-        _cleared.c.status.in_([int(s) for s in SNAPSHOT_CLEARS_FIX]),
+        any_of(_cleared.c.status, [int(s) for s in SNAPSHOT_CLEARS_FIX]),
         _cleared.c.admitted.is_(True),
     )
     .order_by(fix_records.c.fix_id, fix_records.c.id)

@@ -25,6 +25,7 @@ from vulfix.fixing.agent_port import (
     UnknownJob,
 )
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
+from vulfix.store.bounded_in import any_of
 from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
 from vulfix.store.record_updates import fail_snapshot, set_fix_statuses, set_snapshot_status
@@ -64,12 +65,31 @@ _FINISH_JOB = (
         duration_seconds=bindparam("seconds"),
     )
 )
+_SNAPSHOT_RECORD_STATUS = select(snapshot_records.c.status).where(
+    snapshot_records.c.id == bindparam("record_id")
+)
+_FIX_RECORD_STATUS = select(fix_records.c.status).where(fix_records.c.id == bindparam("record_id"))
+_HOST_DISK = select(hosts.c.disk_id).where(hosts.c.id == bindparam("host_id"))
+_ADD_MACHINE_SNAPSHOT = insert(machine_snapshots)
+_SNAPSHOT_TO_DELETE = select(
+    machine_snapshots.c.snapshot_id, machine_snapshots.c.provider_ref
+).where(machine_snapshots.c.id == bindparam("row_id"))
+_SNAPSHOT_DELETED = (
+    update(machine_snapshots)
+    .where(machine_snapshots.c.id == bindparam("row_id"))
+    .values(deleted_at=bindparam("stamp"))
+)
+_SNAPSHOT_DELETE_LATER = (
+    update(machine_snapshots)
+    .where(machine_snapshots.c.id == bindparam("row_id"))
+    .values(expires_at=bindparam("stamp"))
+)
 _WORK_LEFT = (
     select(fix_records.c.id)
     .where(
         fix_records.c.fix_id == bindparam("fix_id"),
         fix_records.c.host_id == bindparam("host_id"),
-        fix_records.c.status.in_([int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
+        any_of(fix_records.c.status, [int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
     )
     .limit(1)
 )
@@ -98,13 +118,7 @@ async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -
     elif job.kind == "fix":
         work = await _fix_work(conn, job.account_id, job.fix_record_id)
     else:
-        snap = (
-            await conn.execute(
-                select(machine_snapshots.c.snapshot_id, machine_snapshots.c.provider_ref).where(
-                    machine_snapshots.c.id == job.machine_snapshot_id
-                )
-            )
-        ).one()
+        snap = (await conn.execute(_SNAPSHOT_TO_DELETE, {"row_id": job.machine_snapshot_id})).one()
         work = SnapshotDeleteWork(snap.snapshot_id, snap.provider_ref)
     return JobAssignment(int(job.job_id), int(job.fix_id or 0), lease_seconds, work)
 
@@ -195,15 +209,13 @@ async def apply_report(
 async def _record_moved_on(conn: AsyncConnection, job: JobRow) -> str:
     """What became of the job's record if it no longer waits for this report, else ""."""
     if job.kind == "snapshot":
-        query = select(snapshot_records.c.status).where(
-            snapshot_records.c.id == job.snapshot_record_id
-        )
-        snapshot = SnapshotStatus((await conn.execute(query)).scalar_one())
+        query = _SNAPSHOT_RECORD_STATUS, {"record_id": job.snapshot_record_id}
+        snapshot = SnapshotStatus((await conn.execute(*query)).scalar_one())
         waiting = snapshot == SnapshotStatus.PENDING
         return "" if waiting else f"snapshot record is already {snapshot.name.lower()}"
     if job.kind == "fix":
-        query = select(fix_records.c.status).where(fix_records.c.id == job.fix_record_id)
-        fix = FixStatus((await conn.execute(query)).scalar_one())
+        query = _FIX_RECORD_STATUS, {"record_id": job.fix_record_id}
+        fix = FixStatus((await conn.execute(*query)).scalar_one())
         waiting = fix == FixStatus.DISPATCHED
         return "" if waiting else f"fix record is already {fix.name.lower()}"
     return ""
@@ -227,29 +239,24 @@ async def _record_machine_snapshot(
     conn: AsyncConnection, job: JobRow, host: HostIdentity, result: JobResult, now: datetime
 ) -> str:
     fix_id = int(job.fix_id)
-    task = (
-        await conn.execute(
-            select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
-                fix_tasks.c.fix_id == fix_id
-            )
-        )
-    ).one()
-    disk_id = (
-        await conn.execute(select(hosts.c.disk_id).where(hosts.c.id == host.host_id))
-    ).scalar_one()
+    task = (await conn.execute(_TASK_SNAPSHOT, {"fix_id": fix_id})).one()
+    disk_id = (await conn.execute(_HOST_DISK, {"host_id": host.host_id})).scalar_one()
     snapshot_id = new_snapshot_id()
     await conn.execute(
-        insert(machine_snapshots).values(
-            account_id=host.account_id,
-            host_id=host.host_id,
-            snapshot_id=snapshot_id,
-            snapshot_name=task.snapshot_name,
-            disk_id=disk_id,
-            provider_ref=result.provider_ref,
-            fix_id=fix_id,
-            created_at=to_stored(now),
-            expires_at=to_stored(now + timedelta(days=task.save_days)) if task.save_days else None,
-        )
+        _ADD_MACHINE_SNAPSHOT,
+        {
+            "account_id": host.account_id,
+            "host_id": host.host_id,
+            "snapshot_id": snapshot_id,
+            "snapshot_name": task.snapshot_name,
+            "disk_id": disk_id,
+            "provider_ref": result.provider_ref,
+            "fix_id": fix_id,
+            "created_at": to_stored(now),
+            "expires_at": (
+                to_stored(now + timedelta(days=task.save_days)) if task.save_days else None
+            ),
+        },
     )
     return snapshot_id
 
@@ -257,14 +264,11 @@ async def _record_machine_snapshot(
 async def _apply_snapshot_delete(
     conn: AsyncConnection, snapshot_row: int, result: JobResult, now: datetime
 ) -> None:
-    values = (
-        {"deleted_at": to_stored(now)}
-        if result.outcome == "success"
-        else {"expires_at": to_stored(now + DELETE_RETRY)}
-    )
-    await conn.execute(
-        update(machine_snapshots).where(machine_snapshots.c.id == snapshot_row).values(**values)
-    )
+    if result.outcome == "success":
+        await conn.execute(_SNAPSHOT_DELETED, {"row_id": snapshot_row, "stamp": to_stored(now)})
+    else:
+        later = to_stored(now + DELETE_RETRY)
+        await conn.execute(_SNAPSHOT_DELETE_LATER, {"row_id": snapshot_row, "stamp": later})
 
 
 async def _host_has_work(conn: AsyncConnection, fix_id: int, host_id: int) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vulfix.fixing import transitions
 from vulfix.fixing.budgets import Budget
 from vulfix.fixing.statuses import FIX_FAILED, FixStatus, SnapshotStatus
+from vulfix.store.bounded_in import any_of
 from vulfix.store.fixing_tables import fix_items, fix_records, snapshot_records
 from vulfix.store.inventory_tables import findings
 from vulfix.store.tables import fix_tasks, to_stored
@@ -240,7 +241,7 @@ async def admit_hosts(conn: AsyncConnection, fix_id: int, now: datetime) -> list
 async def failed_hosts(conn: AsyncConnection, fix_id: int) -> int:
     query = select(func.count(func.distinct(fix_records.c.host_id))).where(
         fix_records.c.fix_id == fix_id,
-        fix_records.c.status.in_([int(s) for s in FIX_FAILED]),
+        any_of(fix_records.c.status, [int(s) for s in FIX_FAILED]),
         fix_records.c.fail_reason != transitions.REASON_BUDGET,
     )
     return int((await conn.execute(query)).scalar_one())
@@ -250,7 +251,7 @@ async def active_hosts(conn: AsyncConnection, fix_id: int) -> int:
     """Admitted hosts with work left in this task."""
     unfinished = select(fix_records.c.host_id).where(
         fix_records.c.fix_id == fix_id,
-        fix_records.c.status.in_([int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
+        any_of(fix_records.c.status, [int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
     )
     query = select(func.count()).where(
         and_(
