@@ -19,6 +19,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
+from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of, chunks
 from vulfix.store.database import read_row
 from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
@@ -126,7 +127,7 @@ async def busy_hosts(conn: AsyncConnection, host_ids: Iterable[int]) -> set[int]
     if len(ids) == 1:
         return (
             {ids[0]}
-            if (await conn.execute(_HOST_ACTIVE_JOB, {"host_id": ids[0]})).first()
+            if (await hot.run(conn, _HOST_ACTIVE_JOB, {"host_id": ids[0]})).first()
             else set()
         )
     busy: set[int] = set()
@@ -173,14 +174,14 @@ async def schedule_hosts(
 async def _next_job_row(
     conn: AsyncConnection, host_id: int, now: datetime
 ) -> dict[str, object] | None:
-    snapshot = (await conn.execute(_PENDING_SNAPSHOT, {"host_id": host_id})).first()
+    snapshot = (await hot.run(conn, _PENDING_SNAPSHOT, {"host_id": host_id})).first()
     if snapshot is not None:
         return {"kind": "snapshot", "fix_id": snapshot.fix_id, "snapshot_record_id": snapshot.id}
-    fix = (await conn.execute(_WAITING_FIX, {"host_id": host_id})).first()
+    fix = (await hot.run(conn, _WAITING_FIX, {"host_id": host_id})).first()
     if fix is not None:
         return {"kind": "fix", "fix_id": fix.fix_id, "fix_record_id": fix.id}
     expired = (
-        await conn.execute(_EXPIRED_SNAPSHOT, {"host_id": host_id, "now": to_stored(now)})
+        await hot.run(conn, _EXPIRED_SNAPSHOT, {"host_id": host_id, "now": to_stored(now)})
     ).first()
     if expired is not None:
         return {"kind": "snapshot_delete", "fix_id": None, "machine_snapshot_id": expired.id}
@@ -192,12 +193,12 @@ async def claim(
 ) -> tuple[int | None, list[int]]:
     """(the host's leased job (lease renewed), or its queued job now leased, or None if idle;
     hosts given a new job because the queued one was stale)."""
-    row = (await conn.execute(_HOST_ACTIVE_JOB, {"host_id": host_id})).first()
+    row = (await hot.run(conn, _HOST_ACTIVE_JOB, {"host_id": host_id})).first()
     if row is None:
         return None, []
     expires = to_stored(now + lease)
     if row.state == "leased":
-        renewed = await conn.execute(_RENEW_LEASE, {"target_job": row.job_id, "expires": expires})
+        renewed = await hot.run(conn, _RENEW_LEASE, {"target_job": row.job_id, "expires": expires})
         # Zero rows: a sweep on another replica expired it a moment ago.
         return (int(row.job_id) if renewed.rowcount == 1 else None), []
     if row.fix_id is not None:
@@ -206,7 +207,9 @@ async def claim(
     if not await _still_runnable(conn, row.kind, record_id, row.machine_snapshot_id):
         # Queued by one replica while another failed or cancelled its record (PostgreSQL):
         # withdraw it and queue what the host should run instead.
-        withdrawn = await conn.execute(_WITHDRAW, {"target_job": row.job_id, "now": to_stored(now)})
+        withdrawn = await hot.run(
+            conn, _WITHDRAW, {"target_job": row.job_id, "now": to_stored(now)}
+        )
         if withdrawn.rowcount != 1:
             return None, []
         return None, await schedule_hosts(conn, int(row.account_id), [host_id], now)
@@ -227,20 +230,20 @@ async def _still_runnable(
 ) -> bool:
     """The queued job's record still waits for it (read under the task's lock)."""
     if kind == "fix":
-        status = await conn.scalar(_FIX_STATUS, {"record_id": record_id})
+        status: object = (await hot.run(conn, _FIX_STATUS, {"record_id": record_id})).scalar()
         return status == int(FixStatus.WAITING)
     if kind == "snapshot":
-        status = await conn.scalar(_SNAPSHOT_STATUS, {"record_id": record_id})
+        status = (await hot.run(conn, _SNAPSHOT_STATUS, {"record_id": record_id})).scalar()
         return status == int(SnapshotStatus.PENDING)
-    found = (await conn.execute(_SNAPSHOT_DELETED, {"record_id": snapshot_row})).first()
-    return found is not None and found.deleted_at is None
+    found = (await hot.run(conn, _SNAPSHOT_DELETED, {"record_id": snapshot_row})).first()
+    return found is not None and bool(found.deleted_at is None)
 
 
 async def extend_lease(
     conn: AsyncConnection, host_id: int, job_id: int, lease: timedelta, now: datetime
 ) -> bool:
     parameters = {"target_job": job_id, "target_host": host_id, "expires": to_stored(now + lease)}
-    return (await conn.execute(_EXTEND_LEASE, parameters)).rowcount == 1
+    return (await hot.run(conn, _EXTEND_LEASE, parameters)).rowcount == 1
 
 
 async def job_counts(conn: AsyncConnection) -> list[tuple[str, str, str, int]]:

@@ -25,6 +25,7 @@ from vulfix.fixing.agent_port import (
     UnknownJob,
 )
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
+from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
 from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
@@ -109,24 +110,24 @@ def new_snapshot_id() -> str:
 
 
 async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -> JobAssignment:
-    job = (await conn.execute(_JOB, {"job_id": job_id})).one()
+    job = (await hot.run(conn, _JOB, {"job_id": job_id})).one()
     if job.kind == "snapshot":
-        task = (await conn.execute(_TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
+        task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
         work: SnapshotWork | FixWork | SnapshotDeleteWork = SnapshotWork(
             task.snapshot_name, task.save_days
         )
     elif job.kind == "fix":
         work = await _fix_work(conn, job.account_id, job.fix_record_id)
     else:
-        snap = (await conn.execute(_SNAPSHOT_TO_DELETE, {"row_id": job.machine_snapshot_id})).one()
+        snap = (await hot.run(conn, _SNAPSHOT_TO_DELETE, {"row_id": job.machine_snapshot_id})).one()
         work = SnapshotDeleteWork(snap.snapshot_id, snap.provider_ref)
     return JobAssignment(int(job.job_id), int(job.fix_id or 0), lease_seconds, work)
 
 
 async def _fix_work(conn: AsyncConnection, account_id: int, record_id: int) -> FixWork:
-    item = (await conn.execute(_RECORD_ITEM, {"record_id": record_id})).one()
+    item = (await hot.run(conn, _RECORD_ITEM, {"record_id": record_id})).one()
     parameters = {"account_id": account_id, "vul_id": item.vul_id}
-    vul = (await conn.execute(_VULNERABILITY, parameters)).first()
+    vul = (await hot.run(conn, _VULNERABILITY, parameters)).first()
     packages = tuple(
         PackageTarget(p["Name"], p["FixedVersion"]) for p in (vul.packages if vul else [])
     )
@@ -154,13 +155,13 @@ async def apply_report(
     conn: AsyncConnection, host: HostIdentity, job_id: int, result: JobResult, now: datetime
 ) -> AppliedReport:
     parameters = {"job_id": job_id, "host_id": host.host_id}
-    job = (await conn.execute(_HOST_JOB, parameters)).first()
+    job = (await hot.run(conn, _HOST_JOB, parameters)).first()
     if job is None:
         raise UnknownJob(f"no job {job_id} for this host")
     if job.fix_id is not None and not is_serialised(conn):
         # Read again under the task's lock: a resend, a sweep or a cancel may have gone first.
         await lock_task(conn, int(job.fix_id))
-        job = (await conn.execute(_HOST_JOB, parameters)).one()
+        job = (await hot.run(conn, _HOST_JOB, parameters)).one()
     if job.state != "leased":
         detail = {
             "done": "already applied",
@@ -174,7 +175,7 @@ async def apply_report(
         "stamp": to_stored(now),
         "seconds": result.duration_seconds,
     }
-    claimed = await conn.execute(_FINISH_JOB, finish)
+    claimed = await hot.run(conn, _FINISH_JOB, finish)
     if claimed.rowcount != 1:
         return AppliedReport(ReportOutcome(False, "already applied"))
     moved_on = await _record_moved_on(conn, job)
@@ -210,12 +211,12 @@ async def _record_moved_on(conn: AsyncConnection, job: JobRow) -> str:
     """What became of the job's record if it no longer waits for this report, else ""."""
     if job.kind == "snapshot":
         query = _SNAPSHOT_RECORD_STATUS, {"record_id": job.snapshot_record_id}
-        snapshot = SnapshotStatus((await conn.execute(*query)).scalar_one())
+        snapshot = SnapshotStatus((await hot.run(conn, *query)).scalar_one())
         waiting = snapshot == SnapshotStatus.PENDING
         return "" if waiting else f"snapshot record is already {snapshot.name.lower()}"
     if job.kind == "fix":
         query = _FIX_RECORD_STATUS, {"record_id": job.fix_record_id}
-        fix = FixStatus((await conn.execute(*query)).scalar_one())
+        fix = FixStatus((await hot.run(conn, *query)).scalar_one())
         waiting = fix == FixStatus.DISPATCHED
         return "" if waiting else f"fix record is already {fix.name.lower()}"
     return ""
@@ -239,8 +240,8 @@ async def _record_machine_snapshot(
     conn: AsyncConnection, job: JobRow, host: HostIdentity, result: JobResult, now: datetime
 ) -> str:
     fix_id = int(job.fix_id)
-    task = (await conn.execute(_TASK_SNAPSHOT, {"fix_id": fix_id})).one()
-    disk_id = (await conn.execute(_HOST_DISK, {"host_id": host.host_id})).scalar_one()
+    task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": fix_id})).one()
+    disk_id = (await hot.run(conn, _HOST_DISK, {"host_id": host.host_id})).scalar_one()
     snapshot_id = new_snapshot_id()
     await conn.execute(
         _ADD_MACHINE_SNAPSHOT,
@@ -265,14 +266,14 @@ async def _apply_snapshot_delete(
     conn: AsyncConnection, snapshot_row: int, result: JobResult, now: datetime
 ) -> None:
     if result.outcome == "success":
-        await conn.execute(_SNAPSHOT_DELETED, {"row_id": snapshot_row, "stamp": to_stored(now)})
+        await hot.run(conn, _SNAPSHOT_DELETED, {"row_id": snapshot_row, "stamp": to_stored(now)})
     else:
         later = to_stored(now + DELETE_RETRY)
-        await conn.execute(_SNAPSHOT_DELETE_LATER, {"row_id": snapshot_row, "stamp": later})
+        await hot.run(conn, _SNAPSHOT_DELETE_LATER, {"row_id": snapshot_row, "stamp": later})
 
 
 async def _host_has_work(conn: AsyncConnection, fix_id: int, host_id: int) -> bool:
     parameters = {"fix_id": fix_id, "host_id": host_id}
-    if (await conn.execute(_WORK_LEFT, parameters)).first() is not None:
+    if (await hot.run(conn, _WORK_LEFT, parameters)).first() is not None:
         return True
-    return (await conn.execute(_SNAPSHOT_LEFT, parameters)).first() is not None
+    return (await hot.run(conn, _SNAPSHOT_LEFT, parameters)).first() is not None

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vulfix.fixing import transitions
 from vulfix.fixing.budgets import Budget
 from vulfix.fixing.statuses import FIX_FAILED, FixStatus, SnapshotStatus
+from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
 from vulfix.store.fixing_tables import fix_items, fix_records, snapshot_records
 from vulfix.store.inventory_tables import findings
@@ -78,7 +79,7 @@ def _guarded_update(table: Table, columns: tuple[str, ...]) -> Update:
 
 async def bump_versions(conn: AsyncConnection, fix_ids: Iterable[int]) -> None:
     for fix_id in sorted(set(fix_ids)):
-        await conn.execute(_BUMP_VERSION, {"target_fix": fix_id})
+        await hot.run(conn, _BUMP_VERSION, {"target_fix": fix_id})
 
 
 async def set_snapshot_status(
@@ -92,7 +93,7 @@ async def set_snapshot_status(
     retried: bool | None = None,
 ) -> tuple[int, int] | None:
     """Moves one snapshot record; returns (fix_id, host_id), or None if it had moved already."""
-    row = (await conn.execute(_SNAPSHOT_RECORD, {"record_id": record_id})).first()
+    row = (await hot.run(conn, _SNAPSHOT_RECORD, {"record_id": record_id})).first()
     if row is None:
         return None
     old = SnapshotStatus(row.status)
@@ -111,7 +112,7 @@ async def set_snapshot_status(
         "target_id": record_id,
         "old_status": int(old),
     }
-    if (await conn.execute(statement, parameters)).rowcount != 1:
+    if (await hot.run(conn, statement, parameters)).rowcount != 1:
         return None
     await bump_versions(conn, [row.fix_id])
     return int(row.fix_id), int(row.host_id)
@@ -133,7 +134,7 @@ async def set_fix_statuses(
     if not ids:
         return []
     if len(ids) == 1:
-        rows = list((await conn.execute(_FIX_RECORD, {"record_id": ids[0]})).all())
+        rows = list((await hot.run(conn, _FIX_RECORD, {"record_id": ids[0]})).all())
     else:
         query = (
             select(*_FIX_RECORD_COLUMNS)
@@ -158,7 +159,7 @@ async def set_fix_statuses(
     moved = []
     for row in rows:
         parameters = shared | {"target_id": row.id, "old_status": row.status}
-        if (await conn.execute(statement, parameters)).rowcount == 1:
+        if (await hot.run(conn, statement, parameters)).rowcount == 1:
             moved.append(row)  # (another writer may have moved a record first)
     await bump_versions(conn, [row.fix_id for row in moved])
     if new != FixStatus.DISPATCHED:  # 0 -> 1 leaves the finding "fixing" (5)
@@ -171,7 +172,7 @@ async def refresh_finding(
     conn: AsyncConnection, fix_id: int, host_id: int, vul_id: int, now: datetime
 ) -> None:
     parameters = {"fix_id": fix_id, "host_id": host_id, "vul_id": vul_id}
-    statuses = (await conn.execute(_FINDING_RECORDS, parameters)).scalars()
+    statuses = (await hot.run(conn, _FINDING_RECORDS, parameters)).scalars()
     state = transitions.finding_state(FixStatus(s) for s in statuses)
     update_parameters = {
         "target_host": host_id,
@@ -179,7 +180,7 @@ async def refresh_finding(
         "state": state,
         "stamp": to_stored(now),
     }
-    await conn.execute(_SET_FINDING, update_parameters)
+    await hot.run(conn, _SET_FINDING, update_parameters)
 
 
 async def waiting_fix_records(conn: AsyncConnection, fix_id: int, host_id: int) -> list[int]:
@@ -208,7 +209,7 @@ async def fail_snapshot(
 async def admit_hosts(conn: AsyncConnection, fix_id: int, now: datetime) -> list[int]:
     """Lets waiting hosts into the task's concurrency window, unless the error budget is
     spent, in which case the hosts never started fail instead. Returns newly admitted hosts."""
-    task = (await conn.execute(_TASK_BUDGETS, {"fix_id": fix_id})).one()
+    task = (await hot.run(conn, _TASK_BUDGETS, {"fix_id": fix_id})).one()
     # Without budgets every host was admitted when the task was created: nothing to do (and
     # this runs each time a host finishes, so it must not read the whole task every time).
     if task.cancelled_at is not None or not (task.max_concurrency or task.max_errors):

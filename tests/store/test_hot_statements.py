@@ -1,0 +1,134 @@
+"""Hot statements: on SQLite they run on the driver directly, and must read and write exactly
+what SQLAlchemy would; on PostgreSQL they go through SQLAlchemy. Both engines in turn."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound, StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vulfix.fixing.errors import StorageUnavailable
+from vulfix.store import hot_statements as hot
+from vulfix.store.bounded_in import any_of
+from vulfix.store.database import read_transaction, write_transaction
+from vulfix.store.inventory_tables import hosts, vulnerabilities
+from vulfix.store.tables import accounts
+
+SEEN = datetime(2026, 12, 5, 8, 30, 15, 250_000)
+
+_ADD_ACCOUNT = insert(accounts).values(
+    name=bindparam("name"), app_id=bindparam("app_id"), created_at=bindparam("created")
+)
+_ADD_VULNERABILITY = insert(vulnerabilities).values(
+    account_id=bindparam("account"),
+    vul_id=bindparam("vul"),
+    vul_name="CVE-2026-0001 in libexample",
+    vul_category=4,
+    level="high",
+    cve_ids=bindparam("cves"),
+    fix_methods=[0],
+    fix_tag=[],
+    packages=bindparam("packages"),
+    service="exampled",
+    updated_at=bindparam("created"),
+)
+_VULNERABILITY = select(
+    vulnerabilities.c.vul_id,
+    vulnerabilities.c.packages,
+    vulnerabilities.c.cve_ids,
+    vulnerabilities.c.updated_at,
+).where(vulnerabilities.c.account_id == bindparam("account"))
+_RENAME = (
+    update(vulnerabilities)
+    .where(vulnerabilities.c.vul_id == bindparam("vul"), vulnerabilities.c.level == "high")
+    .values(vul_name=bindparam("name"))
+)
+_LEVELS = select(vulnerabilities.c.vul_id).where(any_of(vulnerabilities.c.level, ["high", "low"]))
+_EXPANDING = select(vulnerabilities.c.vul_id).where(vulnerabilities.c.vul_id.in_([1, 2]))
+_SNAPSHOT_CAPABLE = select(hosts.c.id).where(hosts.c.snapshot_supported.is_(True))
+
+
+async def _account(engine: AsyncEngine) -> int:
+    async with write_transaction(engine) as conn:
+        await hot.run(conn, _ADD_ACCOUNT, {"name": "a", "app_id": 7, "created": SEEN})
+        account = await hot.run(conn, select(accounts.c.id), {})
+        return int(account.scalar_one())
+
+
+async def test_rows_read_and_written_are_what_sqlalchemy_reads_and_writes(
+    engine: AsyncEngine,
+) -> None:
+    account = await _account(engine)
+    packages = [{"Name": "libexample", "FixedVersion": "1.2.3"}]
+    async with write_transaction(engine) as conn:
+        for vul in (1, 2):
+            parameters = {"account": account, "vul": vul, "created": SEEN, "packages": packages}
+            await hot.run(conn, _ADD_VULNERABILITY, parameters | {"cves": [f"CVE-{vul}"]})
+    async with read_transaction(engine) as conn:
+        fast = (await hot.run(conn, _VULNERABILITY, {"account": account})).all()
+        plain = (await conn.execute(_VULNERABILITY, {"account": account})).all()
+    assert [tuple(row) for row in fast] == [tuple(row) for row in plain]
+    first = fast[0]
+    assert (first.vul_id, first.packages, first.cve_ids) == (1, packages, ["CVE-1"])
+    assert first.updated_at == SEEN and isinstance(first.updated_at, datetime)
+
+
+async def test_a_guarded_update_counts_the_rows_it_changed(engine: AsyncEngine) -> None:
+    account = await _account(engine)
+    parameters = {"account": account, "vul": 1, "created": SEEN, "packages": [], "cves": []}
+    async with write_transaction(engine) as conn:
+        await hot.run(conn, _ADD_VULNERABILITY, parameters)
+        renamed = await hot.run(conn, _RENAME, {"vul": 1, "name": "renamed"})
+        missing = await hot.run(conn, _RENAME, {"vul": 9, "name": "renamed"})
+    assert (renamed.rowcount, missing.rowcount) == (1, 0)
+    async with read_transaction(engine) as conn:
+        name = select(vulnerabilities.c.vul_name)
+        assert (await conn.execute(name)).scalar_one() == "renamed"
+
+
+async def test_fixed_lists_and_expanding_lists_select_alike(engine: AsyncEngine) -> None:
+    account = await _account(engine)
+    async with write_transaction(engine) as conn:
+        for vul in (1, 2, 3):
+            parameters = {"account": account, "vul": vul, "created": SEEN}
+            await hot.run(conn, _ADD_VULNERABILITY, parameters | {"packages": [], "cves": []})
+    async with read_transaction(engine) as conn:
+        assert sorted((await hot.run(conn, _LEVELS, {})).scalars()) == [1, 2, 3]
+        # Expanded on every execution: SQLAlchemy runs it, with the same result shape.
+        assert sorted((await hot.run(conn, _EXPANDING, {})).scalars()) == [1, 2]
+
+
+async def test_the_result_methods_hold_sqlalchemys_promises(engine: AsyncEngine) -> None:
+    account = await _account(engine)
+    async with write_transaction(engine) as conn:
+        for vul in (1, 2):
+            parameters = {"account": account, "vul": vul, "created": SEEN}
+            await hot.run(conn, _ADD_VULNERABILITY, parameters | {"packages": [], "cves": []})
+        none = await hot.run(conn, _VULNERABILITY, {"account": account + 1})
+        assert none.first() is None and none.scalar() is None and none.all() == []
+        with pytest.raises(NoResultFound):
+            none.one()
+        with pytest.raises(MultipleResultsFound):
+            (await hot.run(conn, _VULNERABILITY, {"account": account})).one()
+        assert (await hot.run(conn, _SNAPSHOT_CAPABLE, {})).all() == []
+
+
+async def test_a_missing_parameter_is_an_error_before_anything_runs(engine: AsyncEngine) -> None:
+    async with read_transaction(engine) as conn:
+        with pytest.raises(StatementError, match="required for bind parameter 'account'"):
+            await hot.run(conn, _VULNERABILITY, {})
+
+
+async def test_a_driver_error_is_a_storage_failure_like_any_other(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    await _account(sqlite_engine)
+    with pytest.raises(StorageUnavailable) as failure:
+        async with write_transaction(sqlite_engine) as conn:
+            # The same account name again: UNIQUE fails in the driver itself.
+            await hot.run(conn, _ADD_ACCOUNT, {"name": "a", "app_id": 8, "created": SEEN})
+    assert isinstance(failure.value.__cause__, DBAPIError)
+    assert "UNIQUE" in str(failure.value.__cause__)
