@@ -167,7 +167,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
             await engine.dispose()
             log.info("vulfix stopped cleanly")
 
-    lane = AgentLane(agent_slots(connection_capacity(engine)))
+    lane = AgentLane(agent_slots(connection_capacity(engine), fixing.agent_writes.max_batch))
     side_app = Starlette(
         routes=[
             Route("/healthz", healthz),

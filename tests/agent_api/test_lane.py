@@ -23,6 +23,9 @@ from vulfix.store.agent_registry import SqlHostRegistry
 def test_the_lane_leaves_the_reserve_to_the_rest_and_never_closes() -> None:
     assert agent_slots(15) == 15 - CONTROL_RESERVE
     assert agent_slots(1) == MINIMUM_SLOTS  # SQLite's one connection
+    # SQLite commits agents' operations together: room for one transaction committing and
+    # the next gathering.
+    assert agent_slots(1, per_transaction=32) == MINIMUM_SLOTS * 32
     with pytest.raises(ValueError, match="at least one slot"):
         AgentLane(0)
 

@@ -17,8 +17,9 @@ from contextlib import asynccontextmanager
 # Connections left to everything but the agents: API calls (at most the rate limit's few a
 # second per account), console pages and the engine's sweeps.
 CONTROL_RESERVE = 5
-# Agent requests at once where the pool is too small to reserve anything (SQLite's single
-# connection): enough to keep it busy, few enough that an API call waits behind two at most.
+# Agent transactions at once where the pool is too small to reserve anything (SQLite's
+# single connection): one committing while the next gathers, so an API call waits behind
+# one at most.
 MINIMUM_SLOTS = 2
 # How long an agent request may wait for its turn: under the agents' 10 s request timeout.
 DEFAULT_WAIT = 5.0
@@ -28,9 +29,10 @@ class LaneBusy(Exception):
     """The agent lane stayed full for the whole wait."""
 
 
-def agent_slots(connections: int) -> int:
-    """The agent lane's width for a pool of `connections`."""
-    return max(MINIMUM_SLOTS, connections - CONTROL_RESERVE)
+def agent_slots(connections: int, per_transaction: int = 1) -> int:
+    """The agent lane's width for a pool of `connections`, when the store commits up to
+    `per_transaction` agent operations together (`store.group_commit`)."""
+    return max(MINIMUM_SLOTS, connections - CONTROL_RESERVE) * per_transaction
 
 
 class AgentLane:

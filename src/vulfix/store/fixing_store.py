@@ -27,6 +27,7 @@ from vulfix.store import (
     job_reports,
 )
 from vulfix.store.database import read_transaction, write_transaction
+from vulfix.store.group_commit import GroupCommit
 from vulfix.store.row_locks import lock_account
 
 
@@ -51,6 +52,8 @@ class SqlFixingStore:
         self.snapshot_quota = snapshot_quota
         self._lease = timedelta(seconds=timings.lease_seconds)
         self._offline_after = timedelta(seconds=timings.offline_after)
+        # Agents' writes: many in one transaction on SQLite.
+        self.agent_writes = GroupCommit(engine)
 
     async def create_task(
         self, account_id: int, request: FixRequest, planner: Planner, now: datetime
@@ -110,8 +113,7 @@ class SqlFixingStore:
     async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
         if not await job_queue.has_active_job(self.engine, host.host_id):
             return None  # an idle host's poll, the common case: one read, no write lock
-        async with write_transaction(self.engine) as conn:
-            assignment, woken = await self._claim(conn, host, now)
+        assignment, woken = await self.agent_writes.run(lambda conn: self._claim(conn, host, now))
         if woken:  # a stale job was replaced: the host's long poll picks the new one up
             self.notify(woken)
         return assignment
@@ -126,27 +128,34 @@ class SqlFixingStore:
         return await job_reports.assignment(conn, job_id, self.timings.lease_seconds), woken
 
     async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool:
-        async with write_transaction(self.engine) as conn:
-            return await job_queue.extend_lease(conn, host.host_id, job_id, self._lease, now)
+        return await self.agent_writes.run(
+            lambda conn: job_queue.extend_lease(conn, host.host_id, job_id, self._lease, now)
+        )
 
     async def report(
         self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
     ) -> ReportOutcome:
-        async with write_transaction(self.engine) as conn:
-            outcome, woken = await self._apply_report(conn, host, job_id, result, now)
+        outcome, woken = await self.agent_writes.run(
+            lambda conn: self._apply_report(conn, host, job_id, result, now)
+        )
         self.notify(woken)
         return outcome
 
     async def report_and_take_next(
         self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
     ) -> tuple[ReportOutcome, JobAssignment | None]:
-        async with write_transaction(self.engine) as conn:
+        async def report_and_claim(
+            conn: AsyncConnection,
+        ) -> tuple[ReportOutcome, JobAssignment | None, list[int]]:
             outcome, woken = await self._apply_report(conn, host, job_id, result, now)
             next_job: JobAssignment | None = None
             # Applied with nothing queued after it: the report ended the host's one job.
             if not outcome.applied or host.host_id in woken:
                 next_job, replaced = await self._claim(conn, host, now)
-                woken += replaced
+                woken = woken + replaced
+            return outcome, next_job, woken
+
+        outcome, next_job, woken = await self.agent_writes.run(report_and_claim)
         # The agent takes its next job from this answer: waking its poll would only make
         # that poll ask twice.
         self.notify([h for h in woken if h != host.host_id])

@@ -1,0 +1,114 @@
+"""Group commit: concurrent agent operations share one write transaction on SQLite.
+
+SQLite runs one writer at a time, so agent requests' transactions ran one after another
+anyway, and each paid its own connection checkout, BEGIN IMMEDIATE and COMMIT: on a busy
+server the COMMIT alone (appending the changed pages to the WAL) cost more than the
+statements of a typical agent operation. Operations that arrive while a transaction runs now
+wait for it and then go together in the next one, at most `MAX_BATCH` of them, so an idle
+server commits an operation at once and a busy one commits many in one transaction, and an
+API call waits behind one transaction at most.
+
+Nothing changes for a caller. Each operation runs as it would alone, its effects committed
+before it returns; should one of them raise, the transaction is rolled back and every
+operation of the batch runs again in a transaction of its own, so one failure never undoes
+another's work. When the database itself fails, every caller of the batch gets that failure
+(agents resend: every agent call is safe to repeat).
+
+PostgreSQL keeps a transaction per operation: there, replicas write at once, and two
+replicas' batches could take the same rows' locks in opposite orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vulfix.fixing.errors import StorageUnavailable
+from vulfix.store.database import write_transaction
+
+log = logging.getLogger("vulfix.engine")
+
+T = TypeVar("T")
+Operation = Callable[[AsyncConnection], Awaitable[T]]
+
+# Operations in one transaction at most: an API call on SQLite's one connection waits for at
+# most this many agent operations (a few milliseconds).
+MAX_BATCH = 32
+
+
+class GroupCommit:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int | None = None) -> None:
+        self._engine = engine
+        batching = engine.dialect.name == "sqlite"
+        self.max_batch = (max_batch or MAX_BATCH) if batching else 1
+        self._waiting: list[tuple[Operation[Any], asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.transactions = 0  # committed or not, for tests and metrics
+
+    async def run(self, operation: Operation[T]) -> T:
+        """`operation` in a write transaction, committed when this returns."""
+        if self.max_batch == 1:
+            self.transactions += 1
+            async with write_transaction(self._engine) as conn:
+                return await operation(conn)
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((operation, done))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        return await done
+
+    async def _write(self) -> None:
+        batch: list[tuple[Operation[Any], asyncio.Future[Any]]] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.max_batch]
+                del self._waiting[: self.max_batch]
+                await self._commit(batch)
+        finally:
+            self._writer = None
+            # Only if cancelled (the server stopping) may callers still wait: release them.
+            for _operation, done in batch + self._waiting:
+                if not done.done():
+                    done.cancel()
+            self._waiting.clear()
+
+    async def _commit(self, batch: list[tuple[Operation[Any], asyncio.Future[Any]]]) -> None:
+        if len(batch) > 1:
+            results: list[Any] = []
+            try:
+                self.transactions += 1
+                async with write_transaction(self._engine) as conn:
+                    for operation, _done in batch:
+                        results.append(await operation(conn))
+            except StorageUnavailable as error:
+                for _operation, done in batch:
+                    _settle(done, error=error)
+                return
+            except Exception:
+                log.debug("an operation failed in a shared transaction: each runs on its own")
+            else:
+                for (_operation, done), result in zip(batch, results, strict=True):
+                    _settle(done, result)
+                return
+        for operation, done in batch:
+            try:
+                self.transactions += 1
+                async with write_transaction(self._engine) as conn:
+                    result = await operation(conn)
+            except Exception as error:
+                _settle(done, error=error)
+            else:
+                _settle(done, result)
+
+
+def _settle(done: asyncio.Future[Any], result: Any = None, error: Exception | None = None) -> None:
+    if done.cancelled():  # the caller went away; its operation ran all the same
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)

@@ -1,0 +1,109 @@
+"""Group commit: agent operations arriving together share a transaction on SQLite, and each
+caller still gets exactly its own outcome; PostgreSQL keeps one transaction each."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vulfix.fixing.errors import StorageUnavailable
+from vulfix.store.database import read_transaction
+from vulfix.store.group_commit import MAX_BATCH, GroupCommit
+from vulfix.store.tables import accounts
+
+CREATED = datetime(2026, 12, 5, 8, 0, 0)
+_ADD = insert(accounts).values(name=bindparam("name"), app_id=bindparam("app"), created_at=CREATED)
+
+
+class Refused(Exception):
+    """A domain refusal raised half-way through an operation."""
+
+
+def adding(name: str, app: int, *, then_fail: bool = False):  # type: ignore[no-untyped-def]
+    async def operation(conn: AsyncConnection) -> str:
+        await conn.execute(_ADD, {"name": name, "app": app})
+        if then_fail:
+            raise Refused(name)  # after writing: the write must not survive
+        return name
+
+    return operation
+
+
+async def names(engine: AsyncEngine) -> set[str]:
+    async with read_transaction(engine) as conn:
+        return set((await conn.execute(select(accounts.c.name))).scalars())
+
+
+async def test_operations_arriving_together_share_one_transaction(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    group = GroupCommit(sqlite_engine)
+    results = await asyncio.gather(*(group.run(adding(f"a{n}", n)) for n in range(10)))
+    assert results == [f"a{n}" for n in range(10)], "each caller gets its own result"
+    assert group.transactions == 1
+    assert await names(sqlite_engine) == {f"a{n}" for n in range(10)}
+
+
+async def test_a_transaction_holds_at_most_max_batch_operations(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    group = GroupCommit(sqlite_engine)
+    await asyncio.gather(*(group.run(adding(f"a{n}", n)) for n in range(MAX_BATCH + 1)))
+    assert group.transactions == 2
+    assert len(await names(sqlite_engine)) == MAX_BATCH + 1
+
+
+async def test_a_failing_operation_undoes_only_itself(sqlite_engine: AsyncEngine) -> None:
+    group = GroupCommit(sqlite_engine)
+    outcomes = await asyncio.gather(
+        group.run(adding("kept-1", 1)),
+        group.run(adding("refused", 2, then_fail=True)),
+        group.run(adding("kept-2", 3)),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == "kept-1" and outcomes[2] == "kept-2"
+    assert isinstance(outcomes[1], Refused)
+    assert await names(sqlite_engine) == {"kept-1", "kept-2"}
+
+
+async def test_a_database_failure_reaches_every_caller_of_its_transaction(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    group = GroupCommit(sqlite_engine)
+
+    async def broken(conn: AsyncConnection) -> None:
+        raise StorageUnavailable("gone") from OperationalError("COMMIT", {}, Exception("disk"))
+
+    outcomes = await asyncio.gather(
+        group.run(adding("lost", 1)), group.run(broken), return_exceptions=True
+    )
+    assert all(isinstance(outcome, StorageUnavailable) for outcome in outcomes)
+    assert group.transactions == 1, "not tried again one by one against a failed database"
+    assert await names(sqlite_engine) == set()
+
+
+async def test_a_caller_that_goes_away_leaves_the_others_whole(sqlite_engine: AsyncEngine) -> None:
+    group = GroupCommit(sqlite_engine)
+    leaving = asyncio.ensure_future(group.run(adding("left", 1)))
+    staying = asyncio.ensure_future(group.run(adding("stayed", 2)))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    assert await staying == "stayed"
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    # Its operation had been handed over: it ran, as a request cut off mid-write may.
+    assert await names(sqlite_engine) == {"left", "stayed"}
+
+
+async def test_postgresql_keeps_a_transaction_per_operation(engine: AsyncEngine) -> None:
+    group = GroupCommit(engine)
+    await asyncio.gather(*(group.run(adding(f"a{n}", n)) for n in range(4)))
+    expected = 1 if engine.dialect.name == "sqlite" else 4
+    assert group.transactions == expected
+    assert group.max_batch == (MAX_BATCH if engine.dialect.name == "sqlite" else 1)
+    assert await names(engine) == {f"a{n}" for n in range(4)}
