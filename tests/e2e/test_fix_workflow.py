@@ -256,10 +256,12 @@ def test_cancel_stops_a_running_task_and_the_host_log_shows_output(fleet: Fleet)
         },
     )
     fix_id = answer["Response"]["FixId"]
+    # One host under way (MaxConcurrency 1): its snapshot job is leased, as /metrics shows.
+    wait_for(lambda: leased_jobs(fleet, "snapshot") == 1, "the first host to start", timeout=20)
     fleet.common.call_json("CancelVulFix", {"FixId": fix_id})
     done = finished(fleet, fix_id)
     cancelled = [s for s in done.SnapshotList if s.FailReason == "cancelled by the operator"]
-    assert len(cancelled) == 2
+    assert len(cancelled) == 2, "the host under way finishes, the two waiting are cancelled"
     assert (
         api_error(lambda: fleet.common.call_json("CancelVulFix", {"FixId": 987654})).get_code()
         == "ResourceNotFound"
@@ -288,6 +290,17 @@ def test_another_accounts_task_is_indistinguishable_from_a_missing_one(fleet: Fl
     assert (
         stranger.DescribeCanFixVulMachine(request("DescribeCanFixVulMachine", VulIds=[501])).VulInfo
         == []
+    )
+
+
+def leased_jobs(fleet: Fleet, kind: str) -> float:
+    text = httpx.get(f"http://{fleet.server.endpoint}/metrics").text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("vulfix_engine_jobs{")
+        and f'kind="{kind}"' in line
+        and 'state="leased"' in line
     )
 
 
