@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from vulfix.agent.simulation import AGENTS_PER_POOL, FleetSummary, fleet_http_clients
+from vulfix.agent.simulation import FleetSummary
 from vulfix.cli.simulate_command import simulate_command, summary_lines
 
 
@@ -40,13 +40,3 @@ def test_the_summary_counts_jobs_by_kind_and_outcome() -> None:
     assert lines[2].split() == ["fix", "failure", "2"]
     assert lines[3].split() == ["fix", "success", "5"]
     assert "already applied: 1" in lines[4]
-
-
-async def test_the_fleet_shares_small_connection_pools() -> None:
-    pools = fleet_http_clients("http://vulfix.test/", 3 * AGENTS_PER_POOL + 1)
-    try:
-        assert len(pools) == 4
-        assert {str(pool.base_url) for pool in pools} == {"http://vulfix.test/agent/v1/"}
-    finally:
-        for pool in pools:
-            await pool.aclose()

@@ -17,9 +17,17 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import certifi
 import httpx
 import msgspec
 
+from vulfix.agent.http_transport import (
+    AgentTransport,
+    AiohttpTransport,
+    HttpAnswer,
+    HttpxTransport,
+    TransportFailure,
+)
 from vulfix.agent_protocol import (
     AgentError,
     EnrollRequest,
@@ -73,37 +81,24 @@ def http_client(
     timeout: float = DEFAULT_TIMEOUT,
     max_connections: int = 100,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` for the agent API; one may be shared by many `AgentClient`s.
+) -> AgentTransport:
+    """The way to the agent API at `base_url`; one may be shared by many `AgentClient`s.
 
-    `ca_file` trusts that CA bundle instead of certifi's (httpx's default, and the official
-    Python clients'); `verify` may instead be a ready `ssl.SSLContext` (shared by many
-    clients, it is built once).
+    TLS trusts certifi's CA bundle, as the official Python clients do, or `ca_file`; `verify`
+    may instead be a ready `ssl.SSLContext` (shared by many clients, it is built once), or
+    False. An httpx `transport` (an ASGI app in-process, a scripted server) is for tests.
     """
-    tls = verify if ca_file is None else ssl.create_default_context(cafile=ca_file)
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    options: dict[str, Any] = {"transport": transport} if transport is not None else {}
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/") + AGENT_API_PATH,
-        verify=tls,
-        timeout=httpx.Timeout(timeout),
-        limits=limits,
-        **options,
-    )
+    base = base_url.rstrip("/") + AGENT_API_PATH
+    if transport is not None:
+        client = httpx.AsyncClient(base_url=base, transport=transport)
+        return HttpxTransport(client, timeout)
+    tls: ssl.SSLContext | bool = verify
+    if ca_file is not None or verify is True:
+        tls = ssl.create_default_context(cafile=ca_file or certifi.where())
+    return AiohttpTransport(base, tls=tls, timeout=timeout, max_connections=max_connections)
 
 
-def _untrusted_certificate(exc: BaseException) -> bool:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: HttpAnswer) -> float | None:
     try:
         return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:
@@ -115,7 +110,7 @@ class AgentClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: AgentTransport,
         *,
         host_token: str | None = None,
         retry: RetryPolicy | None = None,
@@ -163,7 +158,7 @@ class AgentClient:
     async def poll(self, wait: float) -> JobEnvelope | None:
         """The next job, waiting up to `wait` seconds on the server for one; None if none came."""
         response = await self._send("GET", "/jobs", params={"wait": f"{wait:g}"}, extra_time=wait)
-        if response.status_code == 204:
+        if response.status == 204:
             return None
         return self._decode(response, JobEnvelope)
 
@@ -184,16 +179,12 @@ class AgentClient:
         params: dict[str, str] | None = None,
         auth: bool = True,
         extra_time: float = 0.0,
-    ) -> httpx.Response:
+    ) -> HttpAnswer:
         headers = {"content-type": "application/json"} if body is not None else {}
         if auth:
             if self.host_token is None:
                 raise AgentApiError(401, "not_enrolled", "enrol before calling the agent API")
             headers["authorization"] = f"Bearer {self.host_token}"
-        timeout = self._http.timeout
-        if extra_time:
-            # A long-poll is slow on purpose: give its read the wait on top of the usual limit.
-            timeout = httpx.Timeout(timeout.connect, read=(timeout.read or 0) + extra_time)
         failure, pause = "", 0.0
         for attempt in range(self._retry.attempts):
             if attempt:
@@ -201,17 +192,17 @@ class AgentClient:
             pause = self._retry.delay(attempt, self._rng)
             try:
                 response = await self._http.request(
-                    method, path, content=body, params=params, headers=headers, timeout=timeout
+                    method, path, body=body, params=params, headers=headers, extra_time=extra_time
                 )
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}: {exc}"
-                if _untrusted_certificate(exc):
+            except TransportFailure as exc:
+                failure = str(exc)
+                if exc.untrusted_certificate:
                     break  # the same certificate will fail again: say so now, not in a minute
                 continue
-            if response.status_code < 400:
+            if response.status < 400:
                 return response
-            if response.status_code == 429 or response.status_code >= 500:
-                failure = f"HTTP {response.status_code}"
+            if response.status == 429 or response.status >= 500:
+                failure = f"HTTP {response.status}"
                 asked = min(_retry_after(response) or 0.0, self._retry.max_delay)
                 pause = max(pause, asked)
                 continue
@@ -221,16 +212,16 @@ class AgentClient:
         )
 
     @staticmethod
-    def _refusal(response: httpx.Response) -> AgentApiError:
+    def _refusal(response: HttpAnswer) -> AgentApiError:
         try:
             error = msgspec.json.decode(response.content, type=AgentError)
         except msgspec.DecodeError:
-            return AgentApiError(response.status_code, "http_error", response.text[:200])
-        return AgentApiError(response.status_code, error.error, error.message)
+            return AgentApiError(response.status, "http_error", response.text[:200])
+        return AgentApiError(response.status, error.error, error.message)
 
     @staticmethod
-    def _decode(response: httpx.Response, answer: type[Answer]) -> Answer:
+    def _decode(response: HttpAnswer, answer: type[Answer]) -> Answer:
         try:
             return msgspec.json.decode(response.content, type=answer)
         except msgspec.DecodeError as exc:
-            raise AgentApiError(response.status_code, "malformed_response", str(exc)) from exc
+            raise AgentApiError(response.status, "malformed_response", str(exc)) from exc

@@ -1,7 +1,7 @@
 """A simulated fleet: one agent per host of an inventory file, in one process and event loop.
 
-Each agent is one coroutine speaking the real agent API through `AgentClient`, over
-connection pools shared by a few dozen agents each: it enrols with its Quuid, long-polls
+Each agent is one coroutine speaking the real agent API through `AgentClient`, over one
+connection pool shared by the fleet: it enrols with its Quuid, long-polls
 (a poll starts at least every heartbeat interval, so it doubles as the heartbeat), "runs"
 each job by sleeping while heartbeating with the job's id, and reports what `simulated_jobs`
 made of it. Outcomes come from a per-host generator seeded with (seed, Quuid), so a run is
@@ -30,6 +30,7 @@ from vulfix.agent.client import (
     RetryPolicy,
     http_client,
 )
+from vulfix.agent.http_transport import AgentTransport
 from vulfix.agent.simulated_hosts import InventoryHost, enroll_request
 from vulfix.agent.simulated_jobs import job_kind, simulate_job
 from vulfix.agent.timeline import RealTimeline, Timeline
@@ -41,13 +42,8 @@ UNAVAILABLE_PAUSE = 5.0
 # server ten times an idle agent's requests, and 10 000 agents arriving within 30 s saturate
 # both on a small machine.
 ENROLMENTS_PER_SECOND = 100
-# httpcore scans its whole pool on every request, so one pool of 10 000 connections makes
-# each request cost O(fleet). An agent has one request in flight at a time, so small pools,
-# each shared by this many agents, serve as well at a fraction of the cost: with every agent
-# busy, a request costs 1.1 ms of CPU at 4 agents a pool, 1.35 ms at 8 and 4.4 ms at 32
-# (bench/agents.py, "the agents' client alone").
-AGENTS_PER_POOL = 4
-# Connections a pool may open beyond one per agent (one closing while the next opens).
+# Connections the fleet's pool may open beyond one per agent (one closing while the next
+# opens).
 SPARE_CONNECTIONS = 4
 
 
@@ -57,17 +53,14 @@ def fleet_http_clients(
     *,
     ca_file: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> list[httpx.AsyncClient]:
-    """Connection pools for `agents` agents: one per AGENTS_PER_POOL, sharing one TLS context
-    (certifi's bundle as the official Python clients use, or `ca_file`), which costs ~20 ms
-    to build."""
+) -> list[AgentTransport]:
+    """The way to the server for `agents` agents: one connection pool with room for every
+    agent's request at once (each has at most one in flight, a long poll included), and one
+    TLS context (certifi's bundle as the official Python clients use, or `ca_file`), which
+    costs ~20 ms to build."""
     tls = ssl.create_default_context(cafile=ca_file or certifi.where())
-    pools = max(1, math.ceil(agents / AGENTS_PER_POOL))
-    size = min(agents, AGENTS_PER_POOL) + SPARE_CONNECTIONS
-    return [
-        http_client(base_url, verify=tls, max_connections=size, transport=transport)
-        for _ in range(pools)
-    ]
+    size = agents + SPARE_CONNECTIONS
+    return [http_client(base_url, verify=tls, max_connections=size, transport=transport)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +254,7 @@ class SimulatedAgent:
 
 async def run_fleet(
     hosts: list[InventoryHost],
-    pools: Sequence[httpx.AsyncClient],
+    pools: Sequence[AgentTransport],
     enroll_token: str,
     options: FleetOptions,
     *,
