@@ -132,3 +132,19 @@ async def test_a_driver_error_is_a_storage_failure_like_any_other(
             await hot.run(conn, _ADD_ACCOUNT, {"name": "a", "app_id": 8, "created": SEEN})
     assert isinstance(failure.value.__cause__, DBAPIError)
     assert "UNIQUE" in str(failure.value.__cause__)
+
+
+async def test_times_are_stored_in_sqlalchemys_format_to_the_microsecond(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    # sqlite3's own adapter would write a whole second without ".000000", and stored times
+    # are compared as text: every time must be written the one way.
+    whole_second = datetime(2026, 12, 5, 9, 0, 0)
+    async with write_transaction(sqlite_engine) as conn:
+        await hot.run(conn, _ADD_ACCOUNT, {"name": "hot", "app_id": 1, "created": whole_second})
+        await conn.execute(_ADD_ACCOUNT, {"name": "plain", "app_id": 2, "created": whole_second})
+        stored = await conn.exec_driver_sql("SELECT name, created_at FROM accounts ORDER BY name")
+        assert dict(stored.all()) == {
+            "hot": "2026-12-05 09:00:00.000000",
+            "plain": "2026-12-05 09:00:00.000000",
+        }

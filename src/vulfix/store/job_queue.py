@@ -83,6 +83,22 @@ _EXPIRED_SNAPSHOT = (
     .order_by(machine_snapshots.c.expires_at)
     .limit(1)
 )
+_QUEUE_JOB = insert(jobs).values(
+    {
+        name: bindparam(name)
+        for name in (
+            "account_id",
+            "host_id",
+            "fix_id",
+            "kind",
+            "snapshot_record_id",
+            "fix_record_id",
+            "machine_snapshot_id",
+            "state",
+            "created_at",
+        )
+    }
+)
 _RENEW_LEASE = (
     update(jobs)
     .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "leased")
@@ -167,7 +183,10 @@ async def schedule_hosts(
             | {"state": "queued", "created_at": stamp}
             for row in queued
         ]
-        await conn.execute(insert(jobs), rows)
+        if len(rows) == 1:  # a host settling after its report: the common case
+            await hot.run(conn, _QUEUE_JOB, rows[0])
+        else:
+            await conn.execute(insert(jobs), rows)
     return [int(str(row["host_id"])) for row in queued]
 
 

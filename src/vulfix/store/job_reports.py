@@ -71,7 +71,22 @@ _SNAPSHOT_RECORD_STATUS = select(snapshot_records.c.status).where(
 )
 _FIX_RECORD_STATUS = select(fix_records.c.status).where(fix_records.c.id == bindparam("record_id"))
 _HOST_DISK = select(hosts.c.disk_id).where(hosts.c.id == bindparam("host_id"))
-_ADD_MACHINE_SNAPSHOT = insert(machine_snapshots)
+_ADD_MACHINE_SNAPSHOT = insert(machine_snapshots).values(
+    {
+        name: bindparam(name)
+        for name in (
+            "account_id",
+            "host_id",
+            "snapshot_id",
+            "snapshot_name",
+            "disk_id",
+            "provider_ref",
+            "fix_id",
+            "created_at",
+            "expires_at",
+        )
+    }
+)
 _SNAPSHOT_TO_DELETE = select(
     machine_snapshots.c.snapshot_id, machine_snapshots.c.provider_ref
 ).where(machine_snapshots.c.id == bindparam("row_id"))
@@ -243,7 +258,8 @@ async def _record_machine_snapshot(
     task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": fix_id})).one()
     disk_id = (await hot.run(conn, _HOST_DISK, {"host_id": host.host_id})).scalar_one()
     snapshot_id = new_snapshot_id()
-    await conn.execute(
+    await hot.run(
+        conn,
         _ADD_MACHINE_SNAPSHOT,
         {
             "account_id": host.account_id,
