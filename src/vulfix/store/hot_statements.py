@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Executable
+from sqlalchemy import Executable, Insert, Table, bindparam, insert
 from sqlalchemy.exc import (
     DBAPIError,
     InvalidRequestError,
@@ -83,6 +83,12 @@ class Rows:
 
     def scalars(self) -> list[Any]:
         return [row[0] for row in self._rows]
+
+
+def bound_insert(table: Table, *columns: str) -> Insert:
+    """`INSERT INTO table (columns) VALUES (:column, ...)`: one row, every value bound, so
+    that it compiles once."""
+    return insert(table).values({column: bindparam(column) for column in columns})
 
 
 _plans: dict[int, _Plan | None] = {}

@@ -83,21 +83,17 @@ _EXPIRED_SNAPSHOT = (
     .order_by(machine_snapshots.c.expires_at)
     .limit(1)
 )
-_QUEUE_JOB = insert(jobs).values(
-    {
-        name: bindparam(name)
-        for name in (
-            "account_id",
-            "host_id",
-            "fix_id",
-            "kind",
-            "snapshot_record_id",
-            "fix_record_id",
-            "machine_snapshot_id",
-            "state",
-            "created_at",
-        )
-    }
+_QUEUE_JOB = hot.bound_insert(
+    jobs,
+    "account_id",
+    "host_id",
+    "fix_id",
+    "kind",
+    "snapshot_record_id",
+    "fix_record_id",
+    "machine_snapshot_id",
+    "state",
+    "created_at",
 )
 _RENEW_LEASE = (
     update(jobs)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
@@ -71,21 +71,17 @@ _SNAPSHOT_RECORD_STATUS = select(snapshot_records.c.status).where(
 )
 _FIX_RECORD_STATUS = select(fix_records.c.status).where(fix_records.c.id == bindparam("record_id"))
 _HOST_DISK = select(hosts.c.disk_id).where(hosts.c.id == bindparam("host_id"))
-_ADD_MACHINE_SNAPSHOT = insert(machine_snapshots).values(
-    {
-        name: bindparam(name)
-        for name in (
-            "account_id",
-            "host_id",
-            "snapshot_id",
-            "snapshot_name",
-            "disk_id",
-            "provider_ref",
-            "fix_id",
-            "created_at",
-            "expires_at",
-        )
-    }
+_ADD_MACHINE_SNAPSHOT = hot.bound_insert(
+    machine_snapshots,
+    "account_id",
+    "host_id",
+    "snapshot_id",
+    "snapshot_name",
+    "disk_id",
+    "provider_ref",
+    "fix_id",
+    "created_at",
+    "expires_at",
 )
 _SNAPSHOT_TO_DELETE = select(
     machine_snapshots.c.snapshot_id, machine_snapshots.c.provider_ref
