@@ -23,6 +23,7 @@ import msgspec
 JobKind = Literal["snapshot", "fix", "snapshot_delete"]
 Outcome = Literal["success", "failure", "unsupported"]
 
+AGENT_API_PATH = "/agent/v1"
 MAX_OUTPUT_TAIL = 64 * 1024
 
 

@@ -17,10 +17,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from vulfix.agent_api.dispatch import AgentDispatch
 from vulfix.agent_api.lane import AgentLane, agent_slots
 from vulfix.agent_api.notifier import MemoryJobNotifier
 from vulfix.agent_api.redis_notifier import RedisJobNotifier
 from vulfix.agent_api.routes import agent_routes
+from vulfix.agent_protocol import AGENT_API_PATH
 from vulfix.console import ConsoleContext, SessionCodec, console_routes, console_templates
 from vulfix.cwp.display_time import DisplayClock, parse_zone
 from vulfix.cwp.error_codes import to_api_error
@@ -168,18 +170,20 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
             log.info("vulfix stopped cleanly")
 
     lane = AgentLane(agent_slots(connection_capacity(engine), fixing.agent_writes.max_batch))
+    agent = agent_routes(registry, fixing, notifier, timings, clock, lane)
     side_app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/metrics", metrics),
-            Mount(
-                "/agent/v1", routes=agent_routes(registry, fixing, notifier, timings, clock, lane)
-            ),
+            Mount(AGENT_API_PATH, routes=agent),
             Mount("/console", routes=console_routes(console)),
         ],
         lifespan=lifespan,
     )
-    return Application(TcApiApp(wire, side_app), engine, settings, fixing, loop, notifier)
+    # The agents' requests skip Starlette's routing; the mount above answers their 404s and
+    # 405s as it always did.
+    agent_first = AgentDispatch(agent, AGENT_API_PATH, side_app)
+    return Application(TcApiApp(wire, agent_first), engine, settings, fixing, loop, notifier)
 
 
 def replica_coordination(

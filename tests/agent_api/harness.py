@@ -11,7 +11,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from vulfix.agent_api import agent_routes
+from vulfix.agent_api.dispatch import AgentDispatch
 from vulfix.agent_api.lane import AgentLane
+from vulfix.agent_protocol import AGENT_API_PATH
 from vulfix.fixing.agent_port import AgentTimings, HostRegistry, JobNotifier, JobSource
 from vulfix.fixing.clock import Clock
 from vulfix.store.database import create_engine
@@ -38,7 +40,10 @@ def agent_app(
     clock: Clock,
     timings: AgentTimings = TIMINGS,
     lane: AgentLane | None = None,
-) -> Starlette:
+) -> AgentDispatch:
     lane = lane or AgentLane(slots=4)
     routes = agent_routes(registry, jobs, notifier, timings, clock, lane)
-    return Starlette(routes=[Mount("/agent/v1", routes=routes)])
+    # As the server serves them: straight from ASGI, the mount behind answering the rest.
+    return AgentDispatch(
+        routes, AGENT_API_PATH, Starlette(routes=[Mount(AGENT_API_PATH, routes=routes)])
+    )

@@ -29,6 +29,7 @@ from vulfix.agent.http_transport import (
     TransportFailure,
 )
 from vulfix.agent_protocol import (
+    AGENT_API_PATH,
     AgentError,
     EnrollRequest,
     EnrollResponse,
@@ -39,7 +40,6 @@ from vulfix.agent_protocol import (
     ReportAck,
 )
 
-AGENT_API_PATH = "/agent/v1"
 DEFAULT_TIMEOUT = 10.0
 
 Answer = TypeVar("Answer")
