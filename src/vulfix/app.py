@@ -139,7 +139,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
     loop = EngineLoop(
         fixing.sweep, clock, settings.engine_interval, EngineFigures(fixing.job_counts)
     )
-    registry = SqlHostRegistry(engine)
+    registry = SqlHostRegistry(engine, writes=fixing.agent_writes)
     console = ConsoleContext(
         service=service,
         credentials=credentials,

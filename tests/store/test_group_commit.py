@@ -7,7 +7,7 @@ import asyncio
 from datetime import datetime
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -107,3 +107,18 @@ async def test_postgresql_keeps_a_transaction_per_operation(engine: AsyncEngine)
     assert group.transactions == expected
     assert group.max_batch == (MAX_BATCH if engine.dialect.name == "sqlite" else 1)
     assert await names(engine) == {f"a{n}" for n in range(4)}
+
+
+async def test_a_single_statement_joins_the_shared_transaction(engine: AsyncEngine) -> None:
+    group = GroupCommit(engine)
+    rename = (
+        update(accounts).where(accounts.c.name == bindparam("old")).values(name=bindparam("new"))
+    )
+    await group.run(adding("before", 1))
+    changed, added = await asyncio.gather(
+        group.write_once(rename, {"old": "before", "new": "after"}), group.run(adding("other", 2))
+    )
+    assert changed == 1 and added == "other"
+    assert await names(engine) == {"after", "other"}
+    if engine.dialect.name == "sqlite":
+        assert group.transactions == 2, "the statement went in with the operation"

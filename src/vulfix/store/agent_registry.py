@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.agent_port import Enrollment, EnrollmentRefused, HostFacts, HostIdentity
 from vulfix.store.accounts import account_named, check_account_name, retry_on_conflict
-from vulfix.store.database import read_row, write_once, write_transaction
+from vulfix.store.database import read_row, write_transaction
 from vulfix.store.fixing_tables import enrollment_tokens
+from vulfix.store.group_commit import GroupCommit
 from vulfix.store.inventory_tables import hosts
 
 ENROLL_TOKEN_PREFIX = "vfe_"  # noqa: S105 (a public prefix that makes leaked tokens greppable)
@@ -98,8 +99,11 @@ class SqlHostRegistry:
         *,
         auth_cache_seconds: float = 30.0,
         touch_interval: timedelta = timedelta(seconds=10),
+        writes: GroupCommit | None = None,
     ) -> None:
         self._engine = engine
+        # Last-seen times join the agents' shared transactions (the fixing store's) if given.
+        self._writes = writes or GroupCommit(engine)
         self._auth_cache_seconds = auth_cache_seconds
         self._touch_interval = touch_interval
         self._identities: dict[str, tuple[HostIdentity, float]] = {}
@@ -242,7 +246,7 @@ class SqlHostRegistry:
         last = self._last_touched.get(host.host_id)
         if last is not None and last <= now < last + self._touch_interval:
             return
-        await write_once(self._engine, _TOUCH, {"host": host.host_id, "seen": _stored(now)})
+        await self._writes.write_once(_TOUCH, {"host": host.host_id, "seen": _stored(now)})
         if len(self._last_touched) >= MAX_CACHED:
             self._last_touched.clear()
         self._last_touched[host.host_id] = now

@@ -25,10 +25,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.errors import StorageUnavailable
-from vulfix.store.database import write_transaction
+from vulfix.store import hot_statements as hot
+from vulfix.store.database import write_once, write_transaction
 
 log = logging.getLogger("vulfix.engine")
 
@@ -60,6 +62,18 @@ class GroupCommit:
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write())
         return await done
+
+    async def write_once(self, statement: Executable, parameters: dict[str, Any]) -> int:
+        """One write statement; the number of rows it changed. It joins the shared
+        transaction when batching, and runs alone otherwise (`database.write_once`: on
+        PostgreSQL without BEGIN and COMMIT round trips)."""
+        if self.max_batch == 1:
+            return await write_once(self._engine, statement, parameters)
+
+        async def write(conn: AsyncConnection) -> int:
+            return (await hot.run(conn, statement, parameters)).rowcount
+
+        return await self.run(write)
 
     async def _write(self) -> None:
         batch: list[tuple[Operation[Any], asyncio.Future[Any]]] = []
