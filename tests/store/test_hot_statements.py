@@ -148,3 +148,27 @@ async def test_times_are_stored_in_sqlalchemys_format_to_the_microsecond(
             "hot": "2026-12-05 09:00:00.000000",
             "plain": "2026-12-05 09:00:00.000000",
         }
+
+
+async def test_a_lone_read_sees_committed_rows_only(engine: AsyncEngine) -> None:
+    account = await _account(engine)
+    parameters = {"account": account, "vul": 1, "created": SEEN, "packages": [], "cves": []}
+    assert await hot.read_first(engine, _VULNERABILITY, {"account": account}) is None
+    async with write_transaction(engine) as conn:
+        await hot.run(conn, _ADD_VULNERABILITY, parameters)
+    row = await hot.read_first(engine, _VULNERABILITY, {"account": account})
+    assert row is not None and (row.vul_id, row.updated_at) == (1, SEEN)
+
+
+async def test_a_statement_built_per_call_is_never_mistaken_for_another(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    # Plans are kept by the statement's identity: a statement built anew (which may reuse a
+    # dead one's id) must get its own.
+    account = await _account(sqlite_engine)
+    async with read_transaction(sqlite_engine) as conn:
+        for _ in range(50):
+            by_id = select(accounts.c.name).where(accounts.c.id == bindparam("id"))
+            assert (await hot.run(conn, by_id, {"id": account})).scalar_one() == "a"
+            by_name = select(accounts.c.id).where(accounts.c.name == bindparam("id"))
+            assert (await hot.run(conn, by_name, {"id": "a"})).scalar_one() == account

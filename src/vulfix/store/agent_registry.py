@@ -17,8 +17,9 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.agent_port import Enrollment, EnrollmentRefused, HostFacts, HostIdentity
+from vulfix.store import hot_statements as hot
 from vulfix.store.accounts import account_named, check_account_name, retry_on_conflict
-from vulfix.store.database import read_row, write_transaction
+from vulfix.store.database import write_transaction
 from vulfix.store.fixing_tables import enrollment_tokens
 from vulfix.store.group_commit import GroupCommit
 from vulfix.store.inventory_tables import hosts
@@ -231,7 +232,7 @@ class SqlHostRegistry:
         cached = self._identities.get(hashed)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        row = await read_row(self._engine, _HOST_BY_TOKEN, {"token_hash": hashed})
+        row = await hot.read_first(self._engine, _HOST_BY_TOKEN, {"token_hash": hashed})
         if row is None:
             self._identities.pop(hashed, None)
             return None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Executable, Insert, Table, bindparam, insert
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import (
     DBAPIError,
     InvalidRequestError,
@@ -26,9 +27,12 @@ from sqlalchemy.exc import (
     NoResultFound,
     StatementError,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util import greenlet_spawn
+
+from vulfix.store.database import read_row, storage_errors
 
 Processor = Callable[[Any], Any] | None
 
@@ -43,7 +47,6 @@ class _Parameter:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    statement: Executable  # kept alive: plans are keyed by its id
     sql: str
     parameters: tuple[_Parameter, ...]
     row: type[tuple[Any, ...]] | None  # a named tuple for statements returning rows
@@ -91,29 +94,54 @@ def bound_insert(table: Table, *columns: str) -> Insert:
     return insert(table).values({column: bindparam(column) for column in columns})
 
 
-_plans: dict[int, _Plan | None] = {}
+# Far more than the hot path's statements.
+MAX_PLANS = 512
+_plans: dict[int, tuple[Executable, _Plan | None]] = {}
 
 
 async def run(conn: AsyncConnection, statement: Executable, parameters: dict[str, Any]) -> Rows:
     """`statement` with `parameters` in `conn`'s transaction."""
-    if conn.dialect.name == "sqlite":
-        plan = _plans.get(id(statement), _MISSING)
-        if plan is _MISSING:
-            plan = _plans[id(statement)] = _compile(conn, statement)
-        if plan is not None:
-            assert isinstance(plan, _Plan)
-            return _run_on_driver(_driver(conn), plan, parameters)
+    plan = _plan(conn.dialect, statement)
+    if plan is not None:
+        return _run_on_driver(_driver(conn.sync_connection), plan, parameters)
     result = await conn.execute(statement, parameters)
     if not result.returns_rows:
         return Rows((), result.rowcount)
     return Rows(result.all(), result.rowcount)
 
 
-_MISSING: Any = object()
+async def read_first(engine: AsyncEngine, statement: Executable, parameters: dict[str, Any]) -> Any:
+    """The first row of one read statement, on a connection of its own (`database.read_row`).
+    On SQLite it runs as the driver's own implicit transaction: no BEGIN, no COMMIT."""
+    plan = _plan(engine.dialect, statement)
+    if plan is None:
+        return await read_row(engine, statement, parameters)
+
+    def hop() -> Any:
+        with engine.sync_engine.connect() as conn:
+            return _run_on_driver(_driver(conn), plan, parameters).first()
+
+    with storage_errors():
+        return await greenlet_spawn(hop)
 
 
-def _compile(conn: AsyncConnection, statement: Executable) -> _Plan | None:
-    compiled = cast(ClauseElement, statement).compile(dialect=conn.dialect)
+def _plan(dialect: Dialect, statement: Executable) -> _Plan | None:
+    if dialect.name != "sqlite":
+        return None
+    # Keyed by identity, and holding the statement: statements built once at import are
+    # what this is for; one built per call is compiled again each time, as SQLAlchemy would.
+    known = _plans.get(id(statement))
+    if known is not None and known[0] is statement:
+        return known[1]
+    if len(_plans) >= MAX_PLANS:
+        _plans.clear()
+    plan = _compile(dialect, statement)
+    _plans[id(statement)] = (statement, plan)
+    return plan
+
+
+def _compile(dialect: Dialect, statement: Executable) -> _Plan | None:
+    compiled = cast(ClauseElement, statement).compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
     if compiled.positiontup is None or any(b.expanding for b in compiled.binds.values()):
         return None  # rendered again for each execution: leave it to SQLAlchemy
@@ -133,9 +161,9 @@ def _compile(conn: AsyncConnection, statement: Executable) -> _Plan | None:
     if columns:
         row = _row_type([column.keyname for column in columns])
         converters = tuple(
-            column.type._cached_result_processor(conn.dialect, None) for column in columns
+            column.type._cached_result_processor(dialect, None) for column in columns
         )
-    return _Plan(statement, str(compiled), parameters, row, converters)
+    return _Plan(str(compiled), parameters, row, converters)
 
 
 def _row_type(names: list[str]) -> Any:
@@ -143,9 +171,10 @@ def _row_type(names: list[str]) -> Any:
     return make("HotRow", names, rename=True)
 
 
-def _driver(conn: AsyncConnection) -> sqlite3.Connection:
+def _driver(conn: Connection | None) -> sqlite3.Connection:
     """The `sqlite3` connection under `conn` (through SQLAlchemy's adapter and ours)."""
-    adapted = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+    assert conn is not None
+    adapted = conn.connection.dbapi_connection
     inline = adapted._connection  # type: ignore[union-attr]
     driver: sqlite3.Connection = inline._live()
     return driver

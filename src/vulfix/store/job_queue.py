@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of, chunks
-from vulfix.store.database import read_row
 from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.record_updates import set_fix_statuses
@@ -131,7 +130,7 @@ _EXTEND_LEASE = (
 async def has_active_job(engine: AsyncEngine, host_id: int) -> bool:
     """Whether the host has a queued or leased job, read without taking the write lock; a
     job queued right after this read wakes the host's poll through the notifier."""
-    return await read_row(engine, _HOST_ACTIVE_JOB, {"host_id": host_id}) is not None
+    return await hot.read_first(engine, _HOST_ACTIVE_JOB, {"host_id": host_id}) is not None
 
 
 async def busy_hosts(conn: AsyncConnection, host_ids: Iterable[int]) -> set[int]:
