@@ -12,6 +12,7 @@ import click
 from uvicorn.config import STARTUP_FAILURE
 
 from vulfix.app import build
+from vulfix.gc_tuning import tune_for_many_connections
 from vulfix.serving import draining_server
 from vulfix.settings import Settings, load_settings, redacted_url
 from vulfix.store.database import display_url
@@ -89,6 +90,7 @@ def run_server(settings: Settings) -> None:
         f"shared through {redacted_url(settings.redis)}" if settings.redis else "no Redis",
     )
     server = draining_server(application, settings)
+    tune_for_many_connections()
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:

@@ -13,6 +13,7 @@ import click
 
 from vulfix.agent.simulated_hosts import InventoryHost, load_inventory
 from vulfix.agent.simulation import FleetOptions, FleetSummary, fleet_http_clients, run_fleet
+from vulfix.gc_tuning import tune_for_many_connections
 
 # Descriptors beyond one socket per agent: spare pool connections, stdio, the event loop.
 SPARE_DESCRIPTORS = 256
@@ -125,6 +126,7 @@ def simulate_command(
     )
     _allow_open_files(len(hosts) + SPARE_DESCRIPTORS)
     click.echo(f"Simulating {len(hosts)} hosts against {server} (seed {seed})", err=True)
+    tune_for_many_connections()
     summary = asyncio.run(_simulate(server, ca_file, enroll_token, hosts, options))
     for line in summary_lines(summary):
         click.echo(line)
