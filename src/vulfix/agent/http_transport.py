@@ -88,9 +88,10 @@ class AiohttpTransport:
             limit=self._max_connections,
             limit_per_host=0,
             ssl=self._tls,
-            # Below uvicorn's 5 s: an idle connection is dropped here before the server
-            # closes it under a request.
-            keepalive_timeout=4.0,
+            # Below `vulfix serve`'s 75 s keep-alive and common proxies' idle timeouts (60 s
+            # and more): an idle connection is dropped here before the far end closes it
+            # under a request.
+            keepalive_timeout=30.0,
         )
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         return self._session
