@@ -117,7 +117,14 @@ _SNAPSHOT_LEFT = (
 
 
 def new_snapshot_id() -> str:
-    return "snap-" + "".join(secrets.choice(_ALNUM) for _ in range(8))
+    """`snap-` and 8 random characters of [a-z0-9]: one draw from the system's source, not
+    eight (each `secrets.choice` reads the OS's random bytes anew)."""
+    number = secrets.randbelow(len(_ALNUM) ** 8)
+    characters = []
+    for _ in range(8):
+        number, digit = divmod(number, len(_ALNUM))
+        characters.append(_ALNUM[digit])
+    return "snap-" + "".join(characters)
 
 
 async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -> JobAssignment:
