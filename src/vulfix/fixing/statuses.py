@@ -35,6 +35,8 @@ SNAPSHOT_CLEARS_FIX = frozenset(
 )
 FIX_TERMINAL = frozenset({FixStatus.FIXED, FixStatus.FAILED, FixStatus.SNAPSHOT_FAILED})
 FIX_FAILED = frozenset({FixStatus.FAILED, FixStatus.SNAPSHOT_FAILED})
+# Fix records with work left: waiting for their turn, or dispatched to the agent.
+FIX_UNFINISHED = frozenset({FixStatus.WAITING, FixStatus.DISPATCHED})
 
 SNAPSHOT_TRANSITIONS: dict[SnapshotStatus, frozenset[SnapshotStatus]] = {
     SnapshotStatus.PENDING: frozenset(

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from vulfix.fixing.agent_port import Outcome
-from vulfix.fixing.statuses import FIX_TRANSITIONS, SNAPSHOT_TRANSITIONS, FixStatus, SnapshotStatus
+from vulfix.fixing.statuses import (
+    FIX_FAILED,
+    FIX_TRANSITIONS,
+    FIX_UNFINISHED,
+    SNAPSHOT_TRANSITIONS,
+    FixStatus,
+    SnapshotStatus,
+)
 from vulfix.inventory.records import AutoFixState
 
 FINDING_FIXING = int(AutoFixState.FIXING)
@@ -57,8 +64,8 @@ def fix_outcome(outcome: Outcome, reason: str) -> tuple[FixStatus, str]:
 def finding_state(statuses: Iterable[FixStatus]) -> int:
     """IsSupportAutoFix of a (host, vulnerability) from its records in the latest task."""
     seen = set(statuses)
-    if seen & {FixStatus.WAITING, FixStatus.DISPATCHED}:
+    if seen & FIX_UNFINISHED:
         return FINDING_FIXING
-    if seen & {FixStatus.FAILED, FixStatus.SNAPSHOT_FAILED}:
+    if seen & FIX_FAILED:
         return FINDING_FAILED
     return FINDING_FIXED

@@ -19,14 +19,15 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
-from vulfix.fixing.statuses import FixStatus, SnapshotStatus
-from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
+from vulfix.fixing.statuses import FIX_UNFINISHED, FixStatus, SnapshotStatus
+from vulfix.store.fixing_tables import jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.job_queue import schedule_hosts
 from vulfix.store.job_reports import DELETE_RETRY
 from vulfix.store.record_updates import (
     admit_hosts,
     fail_snapshot,
+    fix_status,
     set_fix_statuses,
     waiting_fix_records,
 )
@@ -164,14 +165,8 @@ async def _fail_job_record(
         if status == int(SnapshotStatus.PENDING):
             await fail_snapshot(conn, int(job.snapshot_record_id), reason, now)
     elif job.kind == "fix":
-        status = await conn.scalar(
-            select(fix_records.c.status).where(fix_records.c.id == job.fix_record_id)
-        )
-        records = (
-            [int(job.fix_record_id)]
-            if status in (int(FixStatus.WAITING), int(FixStatus.DISPATCHED))
-            else []
-        )
+        status = await fix_status(conn, int(job.fix_record_id))
+        records = [int(job.fix_record_id)] if status in FIX_UNFINISHED else []
         if whole_host:
             records += await waiting_fix_records(conn, int(job.fix_id), int(job.host_id))
         await set_fix_statuses(conn, sorted(set(records)), FixStatus.FAILED, reason, now)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
@@ -23,7 +24,7 @@ from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of, chunks
 from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
-from vulfix.store.record_updates import set_fix_statuses
+from vulfix.store.record_updates import fix_status, set_fix_statuses, snapshot_status
 from vulfix.store.row_locks import lock_hosts, lock_task
 from vulfix.store.tables import to_stored
 
@@ -108,10 +109,6 @@ _WITHDRAW = (
     update(jobs)
     .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "queued")
     .values(state="cancelled", outcome="cancelled", finished_at=bindparam("now"))
-)
-_FIX_STATUS = select(fix_records.c.status).where(fix_records.c.id == bindparam("record_id"))
-_SNAPSHOT_STATUS = select(snapshot_records.c.status).where(
-    snapshot_records.c.id == bindparam("record_id")
 )
 _SNAPSHOT_DELETED = select(machine_snapshots.c.deleted_at).where(
     machine_snapshots.c.id == bindparam("record_id")
@@ -217,8 +214,7 @@ async def claim(
         return (int(row.job_id) if renewed.rowcount == 1 else None), []
     if row.fix_id is not None:
         await lock_task(conn, int(row.fix_id))
-    record_id = row.fix_record_id if row.kind == "fix" else row.snapshot_record_id
-    if not await _still_runnable(conn, row.kind, record_id, row.machine_snapshot_id):
+    if not await _still_runnable(conn, row):
         # Queued by one replica while another failed or cancelled its record (PostgreSQL):
         # withdraw it and queue what the host should run instead.
         withdrawn = await hot.run(
@@ -239,17 +235,14 @@ async def claim(
     return int(row.job_id), []
 
 
-async def _still_runnable(
-    conn: AsyncConnection, kind: str, record_id: int | None, snapshot_row: int | None
-) -> bool:
+async def _still_runnable(conn: AsyncConnection, job: Row[Any]) -> bool:
     """The queued job's record still waits for it (read under the task's lock)."""
-    if kind == "fix":
-        status: object = (await hot.run(conn, _FIX_STATUS, {"record_id": record_id})).scalar()
-        return status == int(FixStatus.WAITING)
-    if kind == "snapshot":
-        status = (await hot.run(conn, _SNAPSHOT_STATUS, {"record_id": record_id})).scalar()
-        return status == int(SnapshotStatus.PENDING)
-    found = (await hot.run(conn, _SNAPSHOT_DELETED, {"record_id": snapshot_row})).first()
+    if job.kind == "fix":
+        return await fix_status(conn, int(job.fix_record_id)) == FixStatus.WAITING
+    if job.kind == "snapshot":
+        return await snapshot_status(conn, int(job.snapshot_record_id)) == SnapshotStatus.PENDING
+    parameters = {"record_id": job.machine_snapshot_id}
+    found = (await hot.run(conn, _SNAPSHOT_DELETED, parameters)).first()
     return found is not None and bool(found.deleted_at is None)
 
 

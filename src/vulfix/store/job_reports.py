@@ -24,12 +24,18 @@ from vulfix.fixing.agent_port import (
     SnapshotWork,
     UnknownJob,
 )
-from vulfix.fixing.statuses import FixStatus, SnapshotStatus
+from vulfix.fixing.statuses import FIX_UNFINISHED, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
 from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
-from vulfix.store.record_updates import fail_snapshot, set_fix_statuses, set_snapshot_status
+from vulfix.store.record_updates import (
+    fail_snapshot,
+    fix_status,
+    set_fix_statuses,
+    set_snapshot_status,
+    snapshot_status,
+)
 from vulfix.store.row_locks import is_serialised, lock_task
 from vulfix.store.tables import fix_tasks, to_stored
 
@@ -66,10 +72,6 @@ _FINISH_JOB = (
         duration_seconds=bindparam("seconds"),
     )
 )
-_SNAPSHOT_RECORD_STATUS = select(snapshot_records.c.status).where(
-    snapshot_records.c.id == bindparam("record_id")
-)
-_FIX_RECORD_STATUS = select(fix_records.c.status).where(fix_records.c.id == bindparam("record_id"))
 _HOST_DISK = select(hosts.c.disk_id).where(hosts.c.id == bindparam("host_id"))
 _ADD_MACHINE_SNAPSHOT = hot.bound_insert(
     machine_snapshots,
@@ -101,7 +103,7 @@ _WORK_LEFT = (
     .where(
         fix_records.c.fix_id == bindparam("fix_id"),
         fix_records.c.host_id == bindparam("host_id"),
-        any_of(fix_records.c.status, [int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
+        any_of(fix_records.c.status, [int(s) for s in FIX_UNFINISHED]),
     )
     .limit(1)
 )
@@ -228,13 +230,13 @@ async def apply_report(
 async def _record_moved_on(conn: AsyncConnection, job: JobRow) -> str:
     """What became of the job's record if it no longer waits for this report, else ""."""
     if job.kind == "snapshot":
-        query = _SNAPSHOT_RECORD_STATUS, {"record_id": job.snapshot_record_id}
-        snapshot = SnapshotStatus((await hot.run(conn, *query)).scalar_one())
+        snapshot = await snapshot_status(conn, int(job.snapshot_record_id))
+        assert snapshot is not None, "a job's record outlives it"
         waiting = snapshot == SnapshotStatus.PENDING
         return "" if waiting else f"snapshot record is already {snapshot.name.lower()}"
     if job.kind == "fix":
-        query = _FIX_RECORD_STATUS, {"record_id": job.fix_record_id}
-        fix = FixStatus((await hot.run(conn, *query)).scalar_one())
+        fix = await fix_status(conn, int(job.fix_record_id))
+        assert fix is not None, "a job's record outlives it"
         waiting = fix == FixStatus.DISPATCHED
         return "" if waiting else f"fix record is already {fix.name.lower()}"
     return ""

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
 from vulfix.fixing.budgets import Budget
-from vulfix.fixing.statuses import FIX_FAILED, FixStatus, SnapshotStatus
+from vulfix.fixing.statuses import FIX_FAILED, FIX_UNFINISHED, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
 from vulfix.store.fixing_tables import fix_items, fix_records, snapshot_records
@@ -57,6 +57,10 @@ _SET_FINDING = (
     )
     .values(state=bindparam("state"), updated_at=bindparam("stamp"))
 )
+_FIX_STATUS = select(fix_records.c.status).where(fix_records.c.id == bindparam("record_id"))
+_SNAPSHOT_STATUS = select(snapshot_records.c.status).where(
+    snapshot_records.c.id == bindparam("record_id")
+)
 _TASK_BUDGETS = select(
     fix_tasks.c.max_concurrency, fix_tasks.c.max_errors, fix_tasks.c.cancelled_at
 ).where(fix_tasks.c.fix_id == bindparam("fix_id"))
@@ -75,6 +79,18 @@ def _guarded_update(table: Table, columns: tuple[str, ...]) -> Update:
         )
         _record_updates[(table, columns)] = statement
     return statement
+
+
+async def fix_status(conn: AsyncConnection, record_id: int) -> FixStatus | None:
+    """The fix record's status; None if there is no such record."""
+    status = (await hot.run(conn, _FIX_STATUS, {"record_id": record_id})).scalar()
+    return None if status is None else FixStatus(status)
+
+
+async def snapshot_status(conn: AsyncConnection, record_id: int) -> SnapshotStatus | None:
+    """The snapshot record's status; None if there is no such record."""
+    status = (await hot.run(conn, _SNAPSHOT_STATUS, {"record_id": record_id})).scalar()
+    return None if status is None else SnapshotStatus(status)
 
 
 async def bump_versions(conn: AsyncConnection, fix_ids: Iterable[int]) -> None:
@@ -252,7 +268,7 @@ async def active_hosts(conn: AsyncConnection, fix_id: int) -> int:
     """Admitted hosts with work left in this task."""
     unfinished = select(fix_records.c.host_id).where(
         fix_records.c.fix_id == fix_id,
-        any_of(fix_records.c.status, [int(FixStatus.WAITING), int(FixStatus.DISPATCHED)]),
+        any_of(fix_records.c.status, [int(s) for s in FIX_UNFINISHED]),
     )
     query = select(func.count()).where(
         and_(
