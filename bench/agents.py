@@ -74,7 +74,7 @@ def raw_ceiling(directory: Path, seconds: int) -> float:
 
 def client_ceiling(directory: Path, seconds: float, agents: int = 256) -> tuple[float, float]:
     """(reports/s, CPU us per report) of the simulator's own client code alone: `agents`
-    AgentClients on the simulator's pools (CPU 1) reporting to the raw ASGI app (CPU 0),
+    AgentClients sharing the simulator's pool (CPU 1) reporting to the raw ASGI app (CPU 0),
     which answers at once. No server can get a fleet through more round trips than this."""
     import asyncio
 
@@ -93,10 +93,10 @@ async def _report_loop(port: int, agents: int, seconds: float) -> tuple[float, f
     import asyncio
 
     from vulfix.agent.client import AgentClient
-    from vulfix.agent.simulation import fleet_http_clients
+    from vulfix.agent.simulation import fleet_http_client
     from vulfix.agent_protocol import JobReport
 
-    pools = fleet_http_clients(f"http://127.0.0.1:{port}", agents)
+    http = fleet_http_client(f"http://127.0.0.1:{port}", agents)
     report = JobReport(outcome="success")
     done = 0
     deadline = time.monotonic() + seconds
@@ -107,12 +107,11 @@ async def _report_loop(port: int, agents: int, seconds: float) -> tuple[float, f
             await client.report(1, report)
             done += 1
 
-    clients = [AgentClient(pools[n % len(pools)], host_token="t") for n in range(agents)]
+    clients = [AgentClient(http, host_token="t") for _ in range(agents)]
     began, cpu = time.monotonic(), time.process_time()
     await asyncio.gather(*(agent(client) for client in clients))
     elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
-    for pool in pools:
-        await pool.aclose()
+    await http.aclose()
     return done / elapsed, cpu / done * 1e6
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from vulfix.agent.client import AgentClient, AgentUnavailable, RetryPolicy, http_client
 from vulfix.agent.http_transport import AiohttpTransport, TransportFailure
-from vulfix.agent.simulation import fleet_http_clients
+from vulfix.agent.simulation import fleet_http_client
 
 IN_FLIGHT = {"now": 0, "most": 0}
 
@@ -133,7 +133,7 @@ async def test_a_fleet_holds_every_agents_long_poll_at_once() -> None:
     agents = 40
     IN_FLIGHT.update(now=0, most=0)
     async with server() as url:
-        (shared,) = fleet_http_clients(url, agents)
+        shared = fleet_http_client(url, agents)
         try:
             polls = [
                 shared.request(

@@ -91,7 +91,7 @@ async def run_simulation(directory: Path, **options: Any) -> FleetRun:
         async with http:
             summary = await run_fleet(
                 parse_inventory(json.dumps(INVENTORY).encode()),
-                [http],
+                http,
                 token,
                 fleet_options,
                 timeline=timeline,
@@ -194,7 +194,7 @@ async def test_an_agent_whose_token_stops_working_enrols_again(tmp_path: Path) -
         async with http_client("http://t", transport=httpx.ASGITransport(app=app)) as http:
             summary = await run_fleet(
                 parse_inventory(json.dumps(INVENTORY).encode()),
-                [http],
+                http,
                 token,
                 FleetOptions(duration=300, poll_wait=0, seed=1),
                 timeline=timeline,
@@ -239,7 +239,7 @@ async def stop_while_reporting(directory: Path, grace: float, release_after: flo
         one_host = {"hosts": [{"Quuid": "q-one", "OsFamily": "ubuntu"}]}
         inventory = parse_inventory(json.dumps(one_host).encode())
         async with http_client("http://t", transport=held) as http:
-            fleet = asyncio.create_task(run_fleet(inventory, [http], token, options, stop=stop))
+            fleet = asyncio.create_task(run_fleet(inventory, http, token, options, stop=stop))
             await asyncio.wait_for(held.reached.wait(), 10)
             stop.set()
             started = time.monotonic()

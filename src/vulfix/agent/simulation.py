@@ -17,7 +17,6 @@ import random
 import secrets
 import ssl
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import certifi
@@ -47,20 +46,20 @@ ENROLMENTS_PER_SECOND = 100
 SPARE_CONNECTIONS = 4
 
 
-def fleet_http_clients(
+def fleet_http_client(
     base_url: str,
     agents: int,
     *,
     ca_file: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> list[AgentTransport]:
-    """The way to the server for `agents` agents: one connection pool with room for every
-    agent's request at once (each has at most one in flight, a long poll included), and one
-    TLS context (certifi's bundle as the official Python clients use, or `ca_file`), which
-    costs ~20 ms to build."""
+) -> AgentTransport:
+    """The way to the server for `agents` agents, shared by all: one connection pool with
+    room for every agent's request at once (each has at most one in flight, a long poll
+    included), and one TLS context (certifi's bundle as the official Python clients use, or
+    `ca_file`), which costs ~20 ms to build."""
     tls = ssl.create_default_context(cafile=ca_file or certifi.where())
     size = agents + SPARE_CONNECTIONS
-    return [http_client(base_url, verify=tls, max_connections=size, transport=transport)]
+    return http_client(base_url, verify=tls, max_connections=size, transport=transport)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,17 +253,15 @@ class SimulatedAgent:
 
 async def run_fleet(
     hosts: list[InventoryHost],
-    pools: Sequence[AgentTransport],
+    http: AgentTransport,
     enroll_token: str,
     options: FleetOptions,
     *,
     timeline: Timeline | None = None,
     stop: asyncio.Event | None = None,
 ) -> FleetSummary:
-    """Runs an agent per host until `options.duration` has passed or `stop` is set.
-
-    Agents share the connection pools round-robin (see `fleet_http_clients`).
-    """
+    """Runs an agent per host, all over `http` (see `fleet_http_client`), until
+    `options.duration` has passed or `stop` is set."""
     timeline = timeline or RealTimeline()
     seed = options.seed if options.seed is not None else secrets.randbits(32)
     jitter = random.Random(f"{seed}/timing")
@@ -275,9 +272,7 @@ async def run_fleet(
     agents = [
         SimulatedAgent(
             host,
-            AgentClient(
-                pools[index % len(pools)], retry=options.retry, sleep=timeline.sleep, rng=jitter
-            ),
+            AgentClient(http, retry=options.retry, sleep=timeline.sleep, rng=jitter),
             enroll_token=enroll_token,
             seed=seed,
             options=options,

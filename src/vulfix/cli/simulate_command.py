@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from vulfix.agent.simulated_hosts import InventoryHost, load_inventory
-from vulfix.agent.simulation import FleetOptions, FleetSummary, fleet_http_clients, run_fleet
+from vulfix.agent.simulation import FleetOptions, FleetSummary, fleet_http_client, run_fleet
 from vulfix.gc_tuning import tune_for_many_connections
 
 # Descriptors beyond one socket per agent: spare pool connections, stdio, the event loop.
@@ -40,12 +40,11 @@ async def _simulate(
     if sys.platform != "win32":  # Windows event loops take no signal handlers
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-    pools = fleet_http_clients(server, len(hosts), ca_file=ca_file)
+    http = fleet_http_client(server, len(hosts), ca_file=ca_file)
     try:
-        return await run_fleet(hosts, pools, token, options, stop=stop)
+        return await run_fleet(hosts, http, token, options, stop=stop)
     finally:
-        for pool in pools:
-            await pool.aclose()
+        await http.aclose()
 
 
 def summary_lines(summary: FleetSummary) -> list[str]:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 
 from vulfix.agent.simulated_hosts import parse_inventory
-from vulfix.agent.simulation import FleetOptions, fleet_http_clients, run_fleet
+from vulfix.agent.simulation import FleetOptions, fleet_http_client, run_fleet
 from vulfix.app import Application, build
 from vulfix.demo.fleet import demo_inventory
 from vulfix.demo.live_view import render, summary_line
@@ -68,7 +68,7 @@ async def run_demo(
         DEMO_ACCOUNT, timedelta(days=1), now
     )
     hosts = parse_inventory(document)
-    pools = fleet_http_clients(f"http://127.0.0.1:{settings.port}", len(hosts))
+    http = fleet_http_client(f"http://127.0.0.1:{settings.port}", len(hosts))
     stop = asyncio.Event()
     fleet_options = FleetOptions(
         fail_rate=options.fail_rate,
@@ -76,7 +76,7 @@ async def run_demo(
         speed=options.speed,
         seed=7,
     )
-    fleet = asyncio.create_task(run_fleet(hosts, pools, token, fleet_options, stop=stop))
+    fleet = asyncio.create_task(run_fleet(hosts, http, token, fleet_options, stop=stop))
     try:
         fix_id = await _start_task(app) if options.create_task else None
         if fix_id is None:
@@ -96,8 +96,7 @@ async def run_demo(
         server.release()
         with contextlib.suppress(asyncio.CancelledError):
             await fleet
-        for pool in pools:
-            await pool.aclose()
+        await http.aclose()
         await serving
 
 
