@@ -43,18 +43,15 @@ MAX_BATCH = 32
 
 
 class GroupCommit:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int | None = None) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        batching = engine.dialect.name == "sqlite"
-        self.max_batch = (max_batch or MAX_BATCH) if batching else 1
+        self.max_batch = MAX_BATCH if engine.dialect.name == "sqlite" else 1
         self._waiting: list[tuple[Operation[Any], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.transactions = 0  # committed or not, for tests and metrics
 
     async def run(self, operation: Operation[T]) -> T:
         """`operation` in a write transaction, committed when this returns."""
         if self.max_batch == 1:
-            self.transactions += 1
             async with write_transaction(self._engine) as conn:
                 return await operation(conn)
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -94,7 +91,6 @@ class GroupCommit:
         if len(batch) > 1:
             results: list[Any] = []
             try:
-                self.transactions += 1
                 async with write_transaction(self._engine) as conn:
                     for operation, _done in batch:
                         results.append(await operation(conn))
@@ -110,7 +106,6 @@ class GroupCommit:
                 return
         for operation, done in batch:
             try:
-                self.transactions += 1
                 async with write_transaction(self._engine) as conn:
                     result = await operation(conn)
             except Exception as error:
