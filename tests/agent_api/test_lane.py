@@ -64,6 +64,64 @@ async def test_a_lane_full_for_the_whole_wait_is_busy_and_a_failed_block_frees_i
         pass
 
 
+async def test_waiters_are_served_in_arrival_order_and_each_refused_at_its_own_deadline() -> None:
+    lane = AgentLane(1, wait=0.2)
+    loop = asyncio.get_running_loop()
+    outcomes: dict[str, str] = {}
+
+    async def wait_for_turn(name: str) -> None:
+        began = loop.time()
+        try:
+            async with lane.admitted():
+                outcomes[name] = "in"
+        except LaneBusy:
+            outcomes[name] = f"busy after {loop.time() - began:.1f}"
+
+    async with lane.admitted():
+        early = asyncio.create_task(wait_for_turn("early"))
+        await asyncio.sleep(0.1)
+        late = asyncio.create_task(wait_for_turn("late"))
+        await asyncio.sleep(0.15)  # the early waiter's deadline has passed, not the late one's
+        assert outcomes == {"early": "busy after 0.2"}
+    await asyncio.gather(early, late)
+    assert outcomes == {"early": "busy after 0.2", "late": "in"}
+    async with lane.admitted():  # every slot came back
+        pass
+
+
+async def test_a_waiter_cancelled_as_its_turn_comes_passes_the_slot_on() -> None:
+    lane = AgentLane(1, wait=5)
+    entered: list[str] = []
+
+    async def wait_for_turn(name: str) -> None:
+        async with lane.admitted():
+            entered.append(name)
+
+    async with lane.admitted():
+        first = asyncio.create_task(wait_for_turn("first"))
+        second = asyncio.create_task(wait_for_turn("second"))
+        await asyncio.sleep(0)
+    # The holder left and handed its slot to `first`, which is cancelled before it runs.
+    first.cancel()
+    await asyncio.gather(first, second, return_exceptions=True)
+    assert first.cancelled() and entered == ["second"]
+    async with asyncio.timeout(1):
+        async with lane.admitted():  # the lane is free again: nothing leaked
+            pass
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_without_taking_a_slot() -> None:
+    lane = AgentLane(1, wait=5)
+    async with lane.admitted():
+        gone = asyncio.create_task(lane.admitted().__aenter__())
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+    async with asyncio.timeout(1):
+        async with lane.admitted():
+            pass
+
+
 @pytest.fixture
 def lane() -> AgentLane:
     return AgentLane(1, wait=0.05)

@@ -223,8 +223,8 @@ async def claim(
         if withdrawn.rowcount != 1:
             return None, []
         return None, await schedule_hosts(conn, int(row.account_id), [host_id], now)
-    result = await conn.execute(
-        _LEASE, {"target_job": row.job_id, "now": to_stored(now), "expires": expires}
+    result = await hot.run(
+        conn, _LEASE, {"target_job": row.job_id, "now": to_stored(now), "expires": expires}
     )
     if result.rowcount != 1:
         return None, []  # another poll of this host, or a cancel, took it first
