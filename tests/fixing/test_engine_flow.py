@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixing.engine_harness import Harness, make_harness
+from tests.fixing.engine_harness import TIMINGS, Harness, make_harness
 from vulfix.fixing.agent_port import JobResult
 from vulfix.fixing.errors import CannotAutoFix, InvalidFixRequest
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
@@ -223,3 +223,44 @@ async def test_a_report_wakes_its_host_unless_the_agent_takes_the_next_job_itsel
     harness.woken.clear()
     await harness.store.report(host, snapshot.job_id, success, harness.clock.now())
     assert harness.woken == [host.host_id], "a polling agent is woken for its next job"
+
+
+async def test_a_job_taken_with_a_report_is_dispatched_and_its_lease_runs_out_like_any(
+    harness: Harness,
+) -> None:
+    host = await harness.add_host("h1")
+    await harness.add_vulnerability(7, on=["h1"])
+    fix_id = await harness.create([(7, ["h1"])])
+    snapshot = await harness.poll("h1")
+    assert snapshot is not None
+    success = JobResult("success", "", 0, "", "ref", 1)
+    _ack, fix = await harness.store.report_and_take_next(
+        host, snapshot.job_id, success, harness.clock.now()
+    )
+    assert fix is not None and fix.lease_seconds == TIMINGS.lease_seconds
+    record = (await harness.status(fix_id=fix_id)).view.fix_records[0]
+    assert record.status == FixStatus.DISPATCHED
+    harness.clock.advance(TIMINGS.lease_seconds + 1)
+    assert (await harness.store.sweep(harness.clock.now())).leases_expired == 1
+    record = (await harness.status(fix_id=fix_id)).view.fix_records[0]
+    assert record.status == FixStatus.FAILED and "agent lost contact" in record.fail_reason
+
+
+async def test_a_host_finishing_with_its_report_admits_the_next_under_max_concurrency(
+    harness: Harness,
+) -> None:
+    first = await harness.add_host("h1", snapshots=False)
+    second = await harness.add_host("h2", snapshots=False)
+    await harness.add_vulnerability(7, on=["h1", "h2"])
+    fix_id = await harness.create([(7, ["h1", "h2"])], max_concurrency="1")
+    fix = await harness.poll("h1")
+    assert fix is not None and await harness.poll("h2") is None
+    harness.woken.clear()
+    success = JobResult("success", "", 0, "", "ref", 1)
+    ack, after = await harness.store.report_and_take_next(
+        first, fix.job_id, success, harness.clock.now()
+    )
+    assert ack.applied and after is None
+    assert harness.woken == [second.host_id], "the admitted host is woken"
+    assert await harness.poll("h2") is not None
+    assert (await harness.status(fix_id=fix_id)).fix_success_cnt == 1

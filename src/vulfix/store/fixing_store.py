@@ -28,7 +28,7 @@ from vulfix.store import (
 )
 from vulfix.store.database import read_transaction, write_transaction
 from vulfix.store.group_commit import GroupCommit
-from vulfix.store.row_locks import lock_account
+from vulfix.store.row_locks import is_serialised, lock_account
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,19 +147,50 @@ class SqlFixingStore:
         async def report_and_claim(
             conn: AsyncConnection,
         ) -> tuple[ReportOutcome, JobAssignment | None, list[int]]:
-            outcome, woken = await self._apply_report(conn, host, job_id, result, now)
-            next_job: JobAssignment | None = None
-            # Applied with nothing queued after it: the report ended the host's one job.
-            if not outcome.applied or host.host_id in woken:
-                next_job, replaced = await self._claim(conn, host, now)
-                woken = woken + replaced
-            return outcome, next_job, woken
+            applied = await job_reports.apply_report(conn, host, job_id, result, now)
+            if not applied.outcome.applied:  # a resend: the host may hold a job already
+                held, woken = await self._claim(conn, host, now)
+                return applied.outcome, held, woken
+            # The report ended the host's one job: it is idle, and its agent waits for the next.
+            if is_serialised(conn):
+                next_job, woken = await self._lease_next(conn, host, applied.finished_tasks, now)
+            else:
+                next_job, woken = await self._settle_and_claim(
+                    conn, host, applied.finished_tasks, now
+                )
+            return applied.outcome, next_job, woken
 
         outcome, next_job, woken = await self.agent_writes.run(report_and_claim)
         # The agent takes its next job from this answer: waking its poll would only make
         # that poll ask twice.
         self.notify([h for h in woken if h != host.host_id])
         return outcome, next_job
+
+    async def _lease_next(
+        self, conn: AsyncConnection, host: HostIdentity, finished_tasks: list[int], now: datetime
+    ) -> tuple[JobAssignment | None, list[int]]:
+        """One writer at a time: the host's next job is leased as it is queued."""
+        admitted = await engine_sweeps.admit(conn, finished_tasks, now)
+        admitted.discard(host.host_id)
+        woken = await job_queue.schedule_hosts(conn, host.account_id, admitted, now)
+        leased = await job_queue.lease_next_job(
+            conn, host.account_id, host.host_id, self._lease, now
+        )
+        if leased is None:
+            return None, woken
+        return await job_reports.assignment_of(conn, leased, self.timings.lease_seconds), woken
+
+    async def _settle_and_claim(
+        self, conn: AsyncConnection, host: HostIdentity, finished_tasks: list[int], now: datetime
+    ) -> tuple[JobAssignment | None, list[int]]:
+        """Replicas: the host's next job is queued, then claimed with the claim's checks."""
+        woken = await engine_sweeps.settle(
+            conn, host.account_id, finished_tasks, [host.host_id], now
+        )
+        if host.host_id not in woken:
+            return None, woken
+        next_job, replaced = await self._claim(conn, host, now)
+        return next_job, woken + replaced
 
     async def _apply_report(
         self,
@@ -172,10 +203,9 @@ class SqlFixingStore:
         applied = await job_reports.apply_report(conn, host, job_id, result, now)
         if not applied.outcome.applied:
             return applied.outcome, []
-        fix_ids = (
-            [applied.fix_id] if applied.fix_id is not None and applied.host_finished_task else []
+        woken = await engine_sweeps.settle(
+            conn, host.account_id, applied.finished_tasks, [host.host_id], now
         )
-        woken = await engine_sweeps.settle(conn, host.account_id, fix_ids, [host.host_id], now)
         return applied.outcome, woken
 
     async def job_counts(self) -> list[tuple[str, str, str, int]]:

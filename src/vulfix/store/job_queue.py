@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,7 +25,7 @@ from vulfix.store.bounded_in import any_of, chunks
 from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.record_updates import fix_status, set_fix_statuses, snapshot_status
-from vulfix.store.row_locks import lock_hosts, lock_task
+from vulfix.store.row_locks import is_serialised, lock_hosts, lock_task
 from vulfix.store.tables import to_stored
 
 ACTIVE_STATES = ("queued", "leased")
@@ -95,6 +95,20 @@ _QUEUE_JOB = hot.bound_insert(
     "state",
     "created_at",
 )
+_QUEUE_LEASED_JOB = hot.bound_insert(
+    jobs,
+    "account_id",
+    "host_id",
+    "fix_id",
+    "kind",
+    "snapshot_record_id",
+    "fix_record_id",
+    "machine_snapshot_id",
+    "state",
+    "created_at",
+    "leased_at",
+    "lease_expires_at",
+).returning(jobs.c.job_id)
 _RENEW_LEASE = (
     update(jobs)
     .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "leased")
@@ -122,6 +136,15 @@ _EXTEND_LEASE = (
     )
     .values(lease_expires_at=bindparam("expires"))
 )
+
+
+class LeasedJob(NamedTuple):
+    job_id: int
+    account_id: int
+    kind: str
+    fix_id: int | None
+    fix_record_id: int | None
+    machine_snapshot_id: int | None
 
 
 async def has_active_job(engine: AsyncEngine, host_id: int) -> bool:
@@ -197,6 +220,51 @@ async def _next_job_row(
     if expired is not None:
         return {"kind": "snapshot_delete", "fix_id": None, "machine_snapshot_id": expired.id}
     return None
+
+
+async def lease_next_job(
+    conn: AsyncConnection, account_id: int, host_id: int, lease: timedelta, now: datetime
+) -> LeasedJob | None:
+    """The next job of a host whose job has just ended, queued already leased: its agent asked
+    for it with its report. Where writers take turns (SQLite) nothing can change between
+    deciding the job and leasing it, so the claim's checks have nothing to catch; replicas on
+    PostgreSQL queue and claim in two steps (`schedule_hosts`, then `claim`)."""
+    assert is_serialised(conn), "only where one writer runs at a time"
+    job = await _next_job_row(conn, host_id, now)
+    if job is None:
+        return None
+    stamp = to_stored(now)
+    row = {
+        "fix_id": None,
+        "snapshot_record_id": None,
+        "fix_record_id": None,
+        "machine_snapshot_id": None,
+        **job,
+        "account_id": account_id,
+        "host_id": host_id,
+        "state": "leased",
+        "created_at": stamp,
+        "leased_at": stamp,
+        "lease_expires_at": to_stored(now + lease),
+    }
+    job_id = int((await hot.run(conn, _QUEUE_LEASED_JOB, row)).scalar_one())
+    fix_record_id = row["fix_record_id"]
+    if fix_record_id is not None:
+        await set_fix_statuses(
+            conn, [int(str(fix_record_id))], FixStatus.DISPATCHED, "", now, dispatched=True
+        )
+    return LeasedJob(
+        job_id,
+        account_id,
+        str(row["kind"]),
+        _optional_id(row["fix_id"]),
+        _optional_id(fix_record_id),
+        _optional_id(row["machine_snapshot_id"]),
+    )
+
+
+def _optional_id(value: object) -> int | None:
+    return None if value is None else int(str(value))
 
 
 async def claim(

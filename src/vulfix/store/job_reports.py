@@ -131,6 +131,11 @@ def new_snapshot_id() -> str:
 
 async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -> JobAssignment:
     job = (await hot.run(conn, _JOB, {"job_id": job_id})).one()
+    return await assignment_of(conn, job, lease_seconds)
+
+
+async def assignment_of(conn: AsyncConnection, job: Any, lease_seconds: float) -> JobAssignment:
+    """What the agent is asked to do for `job` (a jobs row, or `job_queue.LeasedJob`)."""
     if job.kind == "snapshot":
         task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
         work: SnapshotWork | FixWork | SnapshotDeleteWork = SnapshotWork(
@@ -169,6 +174,11 @@ class AppliedReport:
     outcome: ReportOutcome
     fix_id: int | None = None
     host_finished_task: bool = False
+
+    @property
+    def finished_tasks(self) -> list[int]:
+        """The task the host has no work left in, if any: it may admit waiting hosts."""
+        return [self.fix_id] if self.fix_id is not None and self.host_finished_task else []
 
 
 async def apply_report(
