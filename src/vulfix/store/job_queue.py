@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
@@ -29,6 +29,10 @@ from vulfix.store.row_locks import is_serialised, lock_hosts, lock_task
 from vulfix.store.tables import to_stored
 
 ACTIVE_STATES = ("queued", "leased")
+# The unique index's own condition, in literals: SQLite uses a partial index only where the
+# query repeats its WHERE term for term, and a bound state would leave it a sort over the
+# host's jobs in both states instead of one row.
+_ACTIVE = jobs.c.state.in_([literal_column(f"'{state}'") for state in ACTIVE_STATES])
 
 _HOST_ACTIVE_JOB = (
     select(
@@ -41,7 +45,7 @@ _HOST_ACTIVE_JOB = (
         jobs.c.fix_record_id,
         jobs.c.machine_snapshot_id,
     )
-    .where(jobs.c.host_id == bindparam("host_id"), any_of(jobs.c.state, ACTIVE_STATES))
+    .where(jobs.c.host_id == bindparam("host_id"), _ACTIVE)
     .order_by(jobs.c.job_id)
     .limit(1)
 )
