@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from tests.fixing.engine_harness import TIMINGS, Harness, make_harness
 from vulfix.fixing.agent_port import JobResult
 from vulfix.fixing.errors import CannotAutoFix, InvalidFixRequest
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
+from vulfix.fixing.task_status import TaskLookup
 from vulfix.store.migrate import upgrade
 
 
@@ -264,3 +266,34 @@ async def test_a_host_finishing_with_its_report_admits_the_next_under_max_concur
     assert harness.woken == [second.host_id], "the admitted host is woken"
     assert await harness.poll("h2") is not None
     assert (await harness.status(fix_id=fix_id)).fix_success_cnt == 1
+
+
+async def test_agent_operations_bump_their_tasks_version_once_per_transaction(
+    harness: Harness,
+) -> None:
+    hosts = [await harness.add_host(quuid) for quuid in ("h1", "h2")]
+    await harness.add_vulnerability(7, on=["h1", "h2"])
+    fix_id = await harness.create([(7, ["h1", "h2"])])
+    snapshots = [await harness.poll(quuid) for quuid in ("h1", "h2")]
+
+    async def version() -> int:
+        found = await harness.reader.version(harness.account_id, TaskLookup(fix_id=fix_id))
+        assert found is not None
+        return found[1]
+
+    before = await version()
+    success = JobResult("success", "", 0, "", "ref", 1)
+    # Each report moves two records of the task (the snapshot made, the fix dispatched).
+    answers = await asyncio.gather(
+        *(
+            harness.store.report_and_take_next(host, job.job_id, success, harness.clock.now())
+            for host, job in zip(hosts, snapshots, strict=True)
+            if job is not None
+        )
+    )
+    assert all(fix is not None for _ack, fix in answers)
+    # SQLite commits the two together; PostgreSQL commits each on its own.
+    expected = 1 if harness.store.engine.dialect.name == "sqlite" else 2
+    assert await version() == before + expected
+    figures = await harness.status(fix_id=fix_id)
+    assert figures.view.fix_records[0].status == FixStatus.DISPATCHED

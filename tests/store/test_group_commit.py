@@ -4,7 +4,8 @@ caller still gets exactly its own outcome; PostgreSQL keeps one transaction each
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 import pytest
@@ -140,3 +141,34 @@ async def test_a_single_statement_joins_the_shared_transaction(engine: AsyncEngi
     if engine.dialect.name == "sqlite":
         assert begun() == 2, "the statement went in with the operation"
     assert await names(engine) == {"after", "other"}
+
+
+async def test_a_scope_wraps_each_transaction_once_and_never_outlives_a_failure(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def scope(conn: AsyncConnection) -> AsyncIterator[None]:
+        assert conn.in_transaction()
+        events.append("open")
+        try:
+            yield
+        except Refused:
+            events.append("failed")
+            raise
+        await conn.execute(_ADD, {"name": f"closing {len(events)}", "app": 100 + len(events)})
+        events.append("close")
+
+    group = GroupCommit(sqlite_engine, scope=scope)
+    await asyncio.gather(group.run(adding("a", 1)), group.run(adding("b", 2)))
+    assert events == ["open", "close"], "one scope around the shared transaction"
+    assert await names(sqlite_engine) == {"a", "b", "closing 1"}
+
+    events.clear()
+    await asyncio.gather(
+        group.run(adding("c", 3)), group.run(adding("d", 4, then_fail=True)), return_exceptions=True
+    )
+    # The shared transaction failed; each operation then ran in a transaction of its own.
+    assert events == ["open", "failed", "open", "close", "open", "failed"]
+    assert await names(sqlite_engine) == {"a", "b", "closing 1", "c", "closing 3"}

@@ -25,6 +25,7 @@ from vulfix.store import (
     fix_task_writer,
     job_queue,
     job_reports,
+    record_updates,
 )
 from vulfix.store.database import read_transaction, write_transaction
 from vulfix.store.group_commit import GroupCommit
@@ -52,8 +53,8 @@ class SqlFixingStore:
         self.snapshot_quota = snapshot_quota
         self._lease = timedelta(seconds=timings.lease_seconds)
         self._offline_after = timedelta(seconds=timings.offline_after)
-        # Agents' writes: many in one transaction on SQLite.
-        self.agent_writes = GroupCommit(engine)
+        # Agents' writes: many in one transaction on SQLite, each task's version bumped once.
+        self.agent_writes = GroupCommit(engine, scope=record_updates.versions_bumped_once)
 
     async def create_task(
         self, account_id: int, request: FixRequest, planner: Planner, now: datetime

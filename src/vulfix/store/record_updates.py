@@ -1,12 +1,15 @@
 """Changes to fix records inside one transaction, checked against the transition tables.
 
 Every change bumps the task's version (the key of cached status answers) and keeps the
-findings' IsSupportAutoFix in step with the records (spec §3.3).
+findings' IsSupportAutoFix in step with the records (spec §3.3). Within
+`versions_bumped_once`, a task changed many times in a transaction is bumped once, as the
+transaction ends: readers see a transaction whole, so one bump marks all its changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import Table, Update, and_, bindparam, func, select, update
@@ -93,9 +96,31 @@ async def snapshot_status(conn: AsyncConnection, record_id: int) -> SnapshotStat
     return None if status is None else SnapshotStatus(status)
 
 
+# Where `versions_bumped_once` keeps the tasks to bump in the connection's `info`.
+_TASKS_TO_BUMP = "vulfix.tasks_to_bump"
+
+
 async def bump_versions(conn: AsyncConnection, fix_ids: Iterable[int]) -> None:
+    deferred: set[int] | None = conn.info.get(_TASKS_TO_BUMP)
+    if deferred is not None:
+        deferred.update(fix_ids)
+        return
     for fix_id in sorted(set(fix_ids)):
         await hot.run(conn, _BUMP_VERSION, {"target_fix": fix_id})
+
+
+@asynccontextmanager
+async def versions_bumped_once(conn: AsyncConnection) -> AsyncIterator[None]:
+    """The block's changes bump each task they touch once, when the block ends without an
+    error (a block that fails is rolled back: nothing to bump)."""
+    deferred: set[int] = set()
+    conn.info[_TASKS_TO_BUMP] = deferred
+    try:
+        yield
+    finally:
+        # `info` outlives the transaction: the connection goes back to the pool.
+        del conn.info[_TASKS_TO_BUMP]
+    await bump_versions(conn, deferred)
 
 
 async def set_snapshot_status(
