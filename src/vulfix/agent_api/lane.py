@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 # Connections left to everything but the agents: API calls (at most the rate limit's few a
 # second per account), console pages and the engine's sweeps.
@@ -52,18 +50,18 @@ class AgentLane:
         # holder hands it its slot, or fails with LaneBusy when its deadline passes.
         self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._admission = _Admission(self)
 
-    @asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
-        """Holds one slot for the block; `LaneBusy` if none came free within `wait`."""
+    def admitted(self) -> _Admission:
+        """`async with lane.admitted():` holds one slot for the block; `LaneBusy` if none came
+        free within `wait`."""
+        return self._admission
+
+    async def _enter(self) -> None:
         if self._used < self.slots and not self._waiters:
             self._used += 1
         else:
             await self._queue()
-        try:
-            yield
-        finally:
-            self._release()
 
     async def _queue(self) -> None:
         loop = asyncio.get_running_loop()
@@ -102,3 +100,19 @@ class AgentLane:
                 )
         if self._waiters:
             self._timer = loop.call_at(self._waiters[0][0], self._expire)
+
+
+class _Admission:
+    """The lane's context manager: one object for every block, since the lane holds the
+    state (a generator-based one cost a request more than the lane's own work)."""
+
+    __slots__ = ("_lane",)
+
+    def __init__(self, lane: AgentLane) -> None:
+        self._lane = lane
+
+    async def __aenter__(self) -> None:
+        await self._lane._enter()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._lane._release()
