@@ -61,7 +61,7 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-## bench: the benchmarks (need wrk and taskset); bench/agents.py, bench/idle.py and bench/replicas.py run apart (minutes each)
+## bench: the benchmarks (need wrk and taskset); bench/agents.py, bench/agent_http.py, bench/idle.py and bench/replicas.py run apart (minutes each)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/wire.py
 	$(BIN)/python bench/engine.py

@@ -1,0 +1,172 @@
+"""The agent API's HTTP side alone: what agent round trips could reach with a free store.
+
+A real uvicorn on CPU 0 serves the agent routes as `vulfix serve` does (`agent_routes` behind
+`AgentDispatch`, the lane, authentication, last-seen, JSON both ways) over an in-memory store
+in which every report brings the next job at once. The simulator's client code (`AgentClient`
+over the fleet's shared transport) on CPU 1 reports as fast as it can. Each side's CPU per
+request bounds what `bench/agents.py` can reach, whatever the store: reported as jobs/s at
+one request per job (the best a fleet can do: a report that brings the next job), and as
+ratios to the raw ASGI ceiling measured in the same run.
+
+Usage: python bench/agent_http.py [--agents 256] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.agents import cpu_seconds, raw_ceiling  # noqa: E402
+
+PORT = 18520
+
+
+def serve() -> None:
+    """The agent routes over an in-memory store, on uvicorn as `vulfix serve` runs them."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from vulfix.agent_api import MemoryJobNotifier
+    from vulfix.agent_api.dispatch import AgentDispatch
+    from vulfix.agent_api.lane import AgentLane
+    from vulfix.agent_api.routes import agent_routes
+    from vulfix.agent_protocol import AGENT_API_PATH
+    from vulfix.fixing.agent_port import (
+        AgentTimings,
+        Enrollment,
+        HostFacts,
+        HostIdentity,
+        JobAssignment,
+        JobResult,
+        ReportOutcome,
+        SnapshotWork,
+    )
+    from vulfix.fixing.clock import SystemClock
+    from vulfix.gc_tuning import tune_for_many_connections
+
+    class Registry:
+        """Every bearer token `h<N>` is host N; last-seen times cost nothing."""
+
+        async def authenticate(self, host_token: str) -> HostIdentity | None:
+            return HostIdentity(int(host_token[1:]), 1, host_token)
+
+        async def touch(self, host: HostIdentity, now: datetime) -> None:
+            return None
+
+        async def enroll(self, token: str, facts: HostFacts, now: datetime) -> Enrollment:
+            raise NotImplementedError
+
+    class Jobs:
+        """A next job for every report, at once."""
+
+        def __init__(self) -> None:
+            self.issued = 0
+
+        async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
+            self.issued += 1
+            return JobAssignment(self.issued, 1, 900.0, SnapshotWork("bench", 1))
+
+        async def report(
+            self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+        ) -> ReportOutcome:
+            return ReportOutcome(True)
+
+        async def report_and_take_next(
+            self, host: HostIdentity, job_id: int, result: JobResult, now: datetime
+        ) -> tuple[ReportOutcome, JobAssignment | None]:
+            return ReportOutcome(True), await self.next_job(host, now)
+
+        async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool:
+            return True
+
+    lane = AgentLane(64)
+    routes = agent_routes(
+        Registry(), Jobs(), MemoryJobNotifier(), AgentTimings(), SystemClock(), lane
+    )
+    app = AgentDispatch(
+        routes, AGENT_API_PATH, Starlette(routes=[Mount(AGENT_API_PATH, routes=routes)])
+    )
+    tune_for_many_connections()  # as `vulfix serve` does
+    uvicorn.run(
+        app, host="127.0.0.1", port=PORT, access_log=False, log_level="warning", lifespan="off"
+    )
+
+
+async def report_loop(agents: int, seconds: float) -> int:
+    """Reports sent and answered (each answer bringing a job) by `agents` agents."""
+    from vulfix.agent.client import AgentClient
+    from vulfix.agent.simulation import fleet_http_client
+    from vulfix.agent_protocol import JobReport
+
+    http = fleet_http_client(f"http://127.0.0.1:{PORT}", agents)
+    report = JobReport(outcome="success")
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def agent(client: AgentClient) -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            if await client.report(1, report) is None:
+                raise RuntimeError("a report brought no job")
+            done += 1
+
+    clients = [AgentClient(http, host_token=f"h{n}") for n in range(agents)]
+    await asyncio.gather(*(agent(client) for client in clients))
+    await http.aclose()
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--agents", type=int, default=256)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ceiling = raw_ceiling(Path(tmp), 4)
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, __file__, "--serve"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    affinity = os.sched_getaffinity(0)
+    try:
+        time.sleep(2)
+        os.sched_setaffinity(0, {1})
+        server_before, began, cpu = cpu_seconds(server.pid), time.monotonic(), time.process_time()
+        done = asyncio.run(report_loop(args.agents, args.seconds))
+        elapsed = time.monotonic() - began
+        client_us = (time.process_time() - cpu) / done * 1e6
+        server_us = (cpu_seconds(server.pid) - server_before) / done * 1e6
+    finally:
+        os.sched_setaffinity(0, affinity)
+        server.terminate()
+        server.wait()
+    rate = done / elapsed
+    print(f"raw ASGI ceiling: {ceiling:.0f} req/s")
+    print(
+        f"reports with a free store: {rate:.0f}/s, ratio {rate / ceiling:.3f} (each brought a job)"
+    )
+    for side, us in (("server", server_us), ("client", client_us)):
+        print(
+            f"{side}: {us:.0f} us CPU per request; on a core of its own at most "
+            f"{1e6 / us:.0f} jobs/s at one request per job, ratio {1e6 / us / ceiling:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        main()
