@@ -3,7 +3,7 @@ what SQLAlchemy would; on PostgreSQL they go through SQLAlchemy. Both engines in
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
@@ -148,6 +148,29 @@ async def test_times_are_stored_in_sqlalchemys_format_to_the_microsecond(
             "hot": "2026-12-05 09:00:00.000000",
             "plain": "2026-12-05 09:00:00.000000",
         }
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 5, 9, 0, 0, 1),
+        datetime(2026, 12, 5, 23, 59, 59, 999999),
+        datetime(1, 1, 1),  # a four-digit year however small
+        datetime(999, 3, 4, 5, 6, 7, 80),
+        datetime(9999, 12, 31, 23, 59, 59, 999999),
+        datetime(2026, 12, 5, 9, 0, 0, 120000, tzinfo=timezone(timedelta(hours=8))),
+    ],
+)
+async def test_every_time_is_written_as_sqlalchemy_writes_it(
+    sqlite_engine: AsyncEngine, moment: datetime
+) -> None:
+    async with write_transaction(sqlite_engine) as conn:
+        await hot.run(conn, _ADD_ACCOUNT, {"name": "hot", "app_id": 1, "created": moment})
+        await conn.execute(_ADD_ACCOUNT, {"name": "plain", "app_id": 2, "created": moment})
+        stored = await conn.exec_driver_sql("SELECT name, created_at FROM accounts ORDER BY name")
+        written = dict(stored.all())
+    assert written["hot"] == written["plain"]
+    assert written["hot"].startswith(f"{moment.year:04d}-")
 
 
 async def test_a_lone_read_sees_committed_rows_only(engine: AsyncEngine) -> None:

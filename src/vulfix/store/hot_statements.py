@@ -16,9 +16,11 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Executable, Insert, Table, bindparam, insert
+from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import (
     DBAPIError,
@@ -29,7 +31,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
 from vulfix.store.database import read_row, storage_errors
@@ -151,7 +153,7 @@ def _compile(dialect: Dialect, statement: Executable) -> _Plan | None:
             name,
             compiled.binds[name].effective_value,
             compiled.binds[name].required,
-            cast(Processor, converts.get(name)),
+            _faster(dialect, compiled.binds[name], cast(Processor, converts.get(name))),
         )
         for name in compiled.positiontup
     )
@@ -164,6 +166,25 @@ def _compile(dialect: Dialect, statement: Executable) -> _Plan | None:
             column.type._cached_result_processor(dialect, None) for column in columns
         )
     return _Plan(str(compiled), parameters, row, converters)
+
+
+def _faster(dialect: Dialect, bind: BindParameter[Any], convert: Processor) -> Processor:
+    """`convert`, or a quicker one that writes the same text. SQLAlchemy writes a SQLite
+    DATETIME through a %-format of seven named fields (1.5 us, and an agent job binds a dozen
+    times); `datetime.isoformat` writes a naive time in that very format in C."""
+    if convert is None:
+        return None
+    impl = bind.type.dialect_impl(dialect)
+    if not isinstance(impl, DATETIME) or impl._storage_format != DATETIME._storage_format:
+        return convert
+    slow = convert
+
+    def stamp(value: Any) -> Any:
+        if value.__class__ is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return slow(value)
+
+    return stamp
 
 
 def _row_type(names: list[str]) -> Any:
