@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.agents import cpu_seconds, raw_ceiling  # noqa: E402
+from bench.agents import cpu_seconds, raw_ceiling, report_loop  # noqa: E402
 
 PORT = 18520
 
@@ -103,30 +103,6 @@ def serve() -> None:
     )
 
 
-async def report_loop(agents: int, seconds: float) -> int:
-    """Reports sent and answered (each answer bringing a job) by `agents` agents."""
-    from vulfix.agent.client import AgentClient
-    from vulfix.agent.simulation import fleet_http_client
-    from vulfix.agent_protocol import JobReport
-
-    http = fleet_http_client(f"http://127.0.0.1:{PORT}", agents)
-    report = JobReport(outcome="success")
-    done = 0
-    deadline = time.monotonic() + seconds
-
-    async def agent(client: AgentClient) -> None:
-        nonlocal done
-        while time.monotonic() < deadline:
-            if await client.report(1, report) is None:
-                raise RuntimeError("a report brought no job")
-            done += 1
-
-    clients = [AgentClient(http, host_token=f"h{n}") for n in range(agents)]
-    await asyncio.gather(*(agent(client) for client in clients))
-    await http.aclose()
-    return done
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -144,16 +120,14 @@ def main() -> None:
     try:
         time.sleep(2)
         os.sched_setaffinity(0, {1})
-        server_before, began, cpu = cpu_seconds(server.pid), time.monotonic(), time.process_time()
-        done = asyncio.run(report_loop(args.agents, args.seconds))
-        elapsed = time.monotonic() - began
-        client_us = (time.process_time() - cpu) / done * 1e6
-        server_us = (cpu_seconds(server.pid) - server_before) / done * 1e6
+        server_before = cpu_seconds(server.pid)
+        rate, client_us = asyncio.run(report_loop(PORT, args.agents, args.seconds, take_next=True))
+        # The loop reports for `seconds`; the server is idle while its clients start and stop.
+        server_us = (cpu_seconds(server.pid) - server_before) / (rate * args.seconds) * 1e6
     finally:
         os.sched_setaffinity(0, affinity)
         server.terminate()
         server.wait()
-    rate = done / elapsed
     print(f"raw ASGI ceiling: {ceiling:.0f} req/s")
     print(
         f"reports with a free store: {rate:.0f}/s, ratio {rate / ceiling:.3f} (each brought a job)"

@@ -84,12 +84,17 @@ def client_ceiling(directory: Path, seconds: float, agents: int = 256) -> tuple[
     with raw_server(RAW_PORT + 1, body):
         try:
             os.sched_setaffinity(0, {1})
-            return asyncio.run(_report_loop(RAW_PORT + 1, agents, seconds))
+            return asyncio.run(report_loop(RAW_PORT + 1, agents, seconds))
         finally:
             os.sched_setaffinity(0, affinity)
 
 
-async def _report_loop(port: int, agents: int, seconds: float) -> tuple[float, float]:
+async def report_loop(
+    port: int, agents: int, seconds: float, *, take_next: bool = False
+) -> tuple[float, float]:
+    """(reports/s, CPU us per report) of `agents` AgentClients (tokens `h0`, `h1`, ...)
+    sharing the simulator's transport, reporting to the server on `port` for `seconds`;
+    with `take_next`, every answer must bring a job."""
     import asyncio
 
     from vulfix.agent.client import AgentClient
@@ -104,10 +109,12 @@ async def _report_loop(port: int, agents: int, seconds: float) -> tuple[float, f
     async def agent(client: AgentClient) -> None:
         nonlocal done
         while time.monotonic() < deadline:
-            await client.report(1, report)
+            ack = await client.report(1, report, take_next=take_next)
+            if take_next and ack.next_job is None:
+                raise RuntimeError("a report brought no job")
             done += 1
 
-    clients = [AgentClient(http, host_token="t") for _ in range(agents)]
+    clients = [AgentClient(http, host_token=f"h{n}") for n in range(agents)]
     began, cpu = time.monotonic(), time.process_time()
     await asyncio.gather(*(agent(client) for client in clients))
     elapsed, cpu = time.monotonic() - began, time.process_time() - cpu

@@ -87,8 +87,7 @@ _EXPIRED_SNAPSHOT = (
     .order_by(machine_snapshots.c.expires_at)
     .limit(1)
 )
-_QUEUE_JOB = hot.bound_insert(
-    jobs,
+_QUEUED_COLUMNS = (
     "account_id",
     "host_id",
     "fix_id",
@@ -99,19 +98,9 @@ _QUEUE_JOB = hot.bound_insert(
     "state",
     "created_at",
 )
+_QUEUE_JOB = hot.bound_insert(jobs, *_QUEUED_COLUMNS)
 _QUEUE_LEASED_JOB = hot.bound_insert(
-    jobs,
-    "account_id",
-    "host_id",
-    "fix_id",
-    "kind",
-    "snapshot_record_id",
-    "fix_record_id",
-    "machine_snapshot_id",
-    "state",
-    "created_at",
-    "leased_at",
-    "lease_expires_at",
+    jobs, *_QUEUED_COLUMNS, "leased_at", "lease_expires_at"
 ).returning(jobs.c.job_id)
 _RENEW_LEASE = (
     update(jobs)
