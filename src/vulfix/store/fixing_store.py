@@ -179,7 +179,9 @@ class SqlFixingStore:
         )
         if leased is None:
             return None, woken
-        return await job_reports.assignment_of(conn, leased, self.timings.lease_seconds), woken
+        job_id, job = leased
+        work = await job_reports.work_of(conn, host.account_id, job)
+        return JobAssignment(job_id, job.fix_id or 0, self.timings.lease_seconds, work), woken
 
     async def _settle_and_claim(
         self, conn: AsyncConnection, host: HostIdentity, finished_tasks: list[int], now: datetime

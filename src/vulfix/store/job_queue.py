@@ -131,15 +131,6 @@ _EXTEND_LEASE = (
 )
 
 
-class LeasedJob(NamedTuple):
-    job_id: int
-    account_id: int
-    kind: str
-    fix_id: int | None
-    fix_record_id: int | None
-    machine_snapshot_id: int | None
-
-
 async def has_active_job(engine: AsyncEngine, host_id: int) -> bool:
     """Whether the host has a queued or leased job, read without taking the write lock; a
     job queued right after this read wakes the host's poll through the notifier."""
@@ -172,92 +163,75 @@ async def schedule_hosts(
         return []
     await lock_hosts(conn, ids)
     busy = await busy_hosts(conn, ids)
-    queued: list[dict[str, object]] = []
+    rows: list[dict[str, object]] = []
     for host_id in ids:
         if host_id not in busy:
-            job = await _next_job_row(conn, host_id, now)
+            job = await _next_job(conn, host_id, now)
             if job is not None:
-                queued.append({"account_id": account_id, "host_id": host_id, **job})
-    if queued:
-        stamp = to_stored(now)
-        rows = [
-            {
-                "fix_id": None,
-                "snapshot_record_id": None,
-                "fix_record_id": None,
-                "machine_snapshot_id": None,
-            }
-            | row
-            | {"state": "queued", "created_at": stamp}
-            for row in queued
-        ]
-        if len(rows) == 1:  # a host settling after its report: the common case
-            await hot.run(conn, _QUEUE_JOB, rows[0])
-        else:
-            await conn.execute(insert(jobs), rows)
-    return [int(str(row["host_id"])) for row in queued]
+                rows.append(_job_row(job, account_id, host_id, "queued", now))
+    if len(rows) == 1:  # a host settling after its report: the common case
+        await hot.run(conn, _QUEUE_JOB, rows[0])
+    elif rows:
+        await conn.execute(insert(jobs), rows)
+    return [int(str(row["host_id"])) for row in rows]
 
 
-async def _next_job_row(
-    conn: AsyncConnection, host_id: int, now: datetime
-) -> dict[str, object] | None:
+class NextJob(NamedTuple):
+    """What a host should run next, and the record it is for."""
+
+    kind: str
+    fix_id: int | None = None
+    snapshot_record_id: int | None = None
+    fix_record_id: int | None = None
+    machine_snapshot_id: int | None = None
+
+
+async def _next_job(conn: AsyncConnection, host_id: int, now: datetime) -> NextJob | None:
     snapshot = (await hot.run(conn, _PENDING_SNAPSHOT, {"host_id": host_id})).first()
     if snapshot is not None:
-        return {"kind": "snapshot", "fix_id": snapshot.fix_id, "snapshot_record_id": snapshot.id}
+        return NextJob("snapshot", fix_id=snapshot.fix_id, snapshot_record_id=snapshot.id)
     fix = (await hot.run(conn, _WAITING_FIX, {"host_id": host_id})).first()
     if fix is not None:
-        return {"kind": "fix", "fix_id": fix.fix_id, "fix_record_id": fix.id}
+        return NextJob("fix", fix_id=fix.fix_id, fix_record_id=fix.id)
     expired = (
         await hot.run(conn, _EXPIRED_SNAPSHOT, {"host_id": host_id, "now": to_stored(now)})
     ).first()
     if expired is not None:
-        return {"kind": "snapshot_delete", "fix_id": None, "machine_snapshot_id": expired.id}
+        return NextJob("snapshot_delete", machine_snapshot_id=expired.id)
     return None
+
+
+def _job_row(
+    job: NextJob, account_id: int, host_id: int, state: str, now: datetime
+) -> dict[str, object]:
+    return {
+        **job._asdict(),
+        "account_id": account_id,
+        "host_id": host_id,
+        "state": state,
+        "created_at": to_stored(now),
+    }
 
 
 async def lease_next_job(
     conn: AsyncConnection, account_id: int, host_id: int, lease: timedelta, now: datetime
-) -> LeasedJob | None:
-    """The next job of a host whose job has just ended, queued already leased: its agent asked
-    for it with its report. Where writers take turns (SQLite) nothing can change between
-    deciding the job and leasing it, so the claim's checks have nothing to catch; replicas on
-    PostgreSQL queue and claim in two steps (`schedule_hosts`, then `claim`)."""
+) -> tuple[int, NextJob] | None:
+    """(job id, job) of the next job of a host whose job has just ended, queued already
+    leased: its agent asked for it with its report. Where writers take turns (SQLite) nothing
+    can change between deciding the job and leasing it, so the claim's checks have nothing to
+    catch; replicas on PostgreSQL queue and claim in two steps (`schedule_hosts`, `claim`)."""
     assert is_serialised(conn), "only where one writer runs at a time"
-    job = await _next_job_row(conn, host_id, now)
+    job = await _next_job(conn, host_id, now)
     if job is None:
         return None
-    stamp = to_stored(now)
-    row = {
-        "fix_id": None,
-        "snapshot_record_id": None,
-        "fix_record_id": None,
-        "machine_snapshot_id": None,
-        **job,
-        "account_id": account_id,
-        "host_id": host_id,
-        "state": "leased",
-        "created_at": stamp,
-        "leased_at": stamp,
-        "lease_expires_at": to_stored(now + lease),
-    }
+    row = _job_row(job, account_id, host_id, "leased", now)
+    row |= {"leased_at": row["created_at"], "lease_expires_at": to_stored(now + lease)}
     job_id = int((await hot.run(conn, _QUEUE_LEASED_JOB, row)).scalar_one())
-    fix_record_id = row["fix_record_id"]
-    if fix_record_id is not None:
+    if job.fix_record_id is not None:
         await set_fix_statuses(
-            conn, [int(str(fix_record_id))], FixStatus.DISPATCHED, "", now, dispatched=True
+            conn, [job.fix_record_id], FixStatus.DISPATCHED, "", now, dispatched=True
         )
-    return LeasedJob(
-        job_id,
-        account_id,
-        str(row["kind"]),
-        _optional_id(row["fix_id"]),
-        _optional_id(fix_record_id),
-        _optional_id(row["machine_snapshot_id"]),
-    )
-
-
-def _optional_id(value: object) -> int | None:
-    return None if value is None else int(str(value))
+    return job_id, job
 
 
 async def claim(

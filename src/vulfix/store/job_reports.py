@@ -129,24 +129,24 @@ def new_snapshot_id() -> str:
     return "snap-" + "".join(characters)
 
 
+Work = SnapshotWork | FixWork | SnapshotDeleteWork
+
+
 async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -> JobAssignment:
     job = (await hot.run(conn, _JOB, {"job_id": job_id})).one()
-    return await assignment_of(conn, job, lease_seconds)
+    work = await work_of(conn, int(job.account_id), job)
+    return JobAssignment(int(job.job_id), int(job.fix_id or 0), lease_seconds, work)
 
 
-async def assignment_of(conn: AsyncConnection, job: Any, lease_seconds: float) -> JobAssignment:
-    """What the agent is asked to do for `job` (a jobs row, or `job_queue.LeasedJob`)."""
+async def work_of(conn: AsyncConnection, account_id: int, job: Any) -> Work:
+    """What the agent is asked to do for `job` (a jobs row, or `job_queue.NextJob`)."""
     if job.kind == "snapshot":
         task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
-        work: SnapshotWork | FixWork | SnapshotDeleteWork = SnapshotWork(
-            task.snapshot_name, task.save_days
-        )
-    elif job.kind == "fix":
-        work = await _fix_work(conn, job.account_id, job.fix_record_id)
-    else:
-        snap = (await hot.run(conn, _SNAPSHOT_TO_DELETE, {"row_id": job.machine_snapshot_id})).one()
-        work = SnapshotDeleteWork(snap.snapshot_id, snap.provider_ref)
-    return JobAssignment(int(job.job_id), int(job.fix_id or 0), lease_seconds, work)
+        return SnapshotWork(task.snapshot_name, task.save_days)
+    if job.kind == "fix":
+        return await _fix_work(conn, account_id, job.fix_record_id)
+    snap = (await hot.run(conn, _SNAPSHOT_TO_DELETE, {"row_id": job.machine_snapshot_id})).one()
+    return SnapshotDeleteWork(snap.snapshot_id, snap.provider_ref)
 
 
 async def _fix_work(conn: AsyncConnection, account_id: int, record_id: int) -> FixWork:
