@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vulfix.fixing.errors import StorageUnavailable
 from vulfix.store.database import read_transaction
 from vulfix.store.group_commit import MAX_BATCH, GroupCommit
+from vulfix.store.record_updates import versions_bumped_once
 from vulfix.store.tables import accounts
 
 CREATED = datetime(2026, 12, 5, 8, 0, 0)
@@ -172,3 +173,17 @@ async def test_a_scope_wraps_each_transaction_once_and_never_outlives_a_failure(
     # The shared transaction failed; each operation then ran in a transaction of its own.
     assert events == ["open", "failed", "open", "close", "open", "failed"]
     assert await names(sqlite_engine) == {"a", "b", "closing 1", "c", "closing 3"}
+
+
+async def test_a_link_lost_inside_a_scope_reaches_the_caller_as_the_storage_failure(
+    engine: AsyncEngine,
+) -> None:
+    group = GroupCommit(engine, scope=versions_bumped_once)
+
+    async def link_lost(conn: AsyncConnection) -> None:
+        await conn.invalidate()  # as when the database goes away mid-transaction
+        raise StorageUnavailable("the link broke")
+
+    with pytest.raises(StorageUnavailable, match="the link broke"):
+        await group.run(link_lost)
+    assert await group.run(adding("after", 1)) == "after", "the next operation finds a link"

@@ -114,12 +114,14 @@ async def versions_bumped_once(conn: AsyncConnection) -> AsyncIterator[None]:
     """The block's changes bump each task they touch once, when the block ends without an
     error (a block that fails is rolled back: nothing to bump)."""
     deferred: set[int] = set()
-    conn.info[_TASKS_TO_BUMP] = deferred
+    # Held here: once the database link breaks, `conn.info` itself raises until rollback.
+    info = conn.info
+    info[_TASKS_TO_BUMP] = deferred
     try:
         yield
     finally:
         # `info` outlives the transaction: the connection goes back to the pool.
-        del conn.info[_TASKS_TO_BUMP]
+        del info[_TASKS_TO_BUMP]
     await bump_versions(conn, deferred)
 
 
