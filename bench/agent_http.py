@@ -73,7 +73,9 @@ def serve() -> None:
         def __init__(self) -> None:
             self.issued = 0
 
-        async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
+        async def next_job(
+            self, host: HostIdentity, now: datetime, *, woken: bool = False
+        ) -> JobAssignment | None:
             self.issued += 1
             return JobAssignment(self.issued, 1, 900.0, SnapshotWork("bench", 1))
 

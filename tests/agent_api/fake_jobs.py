@@ -44,6 +44,7 @@ class FakeJobSource:
     results: dict[int, JobResult] = field(default_factory=dict)
     report_calls: int = 0
     next_job_calls: int = 0
+    woken_calls: int = 0
     extended: list[int] = field(default_factory=list)
     _next_id: int = 1
 
@@ -59,8 +60,11 @@ class FakeJobSource:
                 return job
         return None
 
-    async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
+    async def next_job(
+        self, host: HostIdentity, now: datetime, *, woken: bool = False
+    ) -> JobAssignment | None:
         self.next_job_calls += 1
+        self.woken_calls += woken
         held = self._held_by(host)
         if held is not None:
             return held

@@ -171,6 +171,7 @@ async def test_long_poll_returns_a_job_that_appears_during_the_wait(
     }
     assert notifier.waiting_hosts == 0
     assert jobs.next_job_calls == 2, "asked before the wait, and again once woken"
+    assert jobs.woken_calls == 1, "the second time as woken: the store may skip its idle check"
 
 
 async def test_long_poll_answers_204_when_nothing_comes(

@@ -297,3 +297,15 @@ async def test_agent_operations_bump_their_tasks_version_once_per_transaction(
     assert await version() == before + expected
     figures = await harness.status(fix_id=fix_id)
     assert figures.view.fix_records[0].status == FixStatus.DISPATCHED
+
+
+async def test_a_woken_poll_gets_the_hosts_job_and_nothing_when_there_is_none(
+    harness: Harness,
+) -> None:
+    host = await harness.add_host("h1")
+    await harness.add_vulnerability(7, on=["h1"])
+    assert await harness.store.next_job(host, harness.clock.now(), woken=True) is None
+    await harness.create([(7, ["h1"])])
+    job = await harness.store.next_job(host, harness.clock.now(), woken=True)
+    assert job is not None and type(job.work).__name__ == "SnapshotWork"
+    assert await harness.poll("h1") == job, "leased as any poll leases it"

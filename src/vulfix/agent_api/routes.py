@@ -208,7 +208,7 @@ def agent_routes(
         # question and the wait, and after a timeout the agent's next poll asks first anyway.
         if job is None and wait > 0 and await notifier.wait(host.host_id, wait):
             async with lane.admitted():
-                job = await jobs.next_job(host, clock.now())
+                job = await jobs.next_job(host, clock.now(), woken=True)
         if job is None:
             return Response(status_code=204)
         return _json(translation.job_envelope(job))

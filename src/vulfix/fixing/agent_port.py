@@ -114,8 +114,12 @@ class HostRegistry(Protocol):
 
 
 class JobSource(Protocol):
-    async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
-        """The host's leased job again, or its next queued job, now leased; None if idle."""
+    async def next_job(
+        self, host: HostIdentity, now: datetime, *, woken: bool = False
+    ) -> JobAssignment | None:
+        """The host's leased job again, or its next queued job, now leased; None if idle.
+        `woken`: the host was just told a job is queued for it, so it is unlikely to be idle
+        and the store may skip what keeps an idle host's poll cheap."""
         ...
 
     async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool: ...

@@ -111,12 +111,16 @@ class SqlFixingStore:
 
     # The agent side (`JobSource`).
 
-    async def next_job(self, host: HostIdentity, now: datetime) -> JobAssignment | None:
-        if not await job_queue.has_active_job(self.engine, host.host_id):
+    async def next_job(
+        self, host: HostIdentity, now: datetime, *, woken: bool = False
+    ) -> JobAssignment | None:
+        if not woken and not await job_queue.has_active_job(self.engine, host.host_id):
             return None  # an idle host's poll, the common case: one read, no write lock
-        assignment, woken = await self.agent_writes.run(lambda conn: self._claim(conn, host, now))
-        if woken:  # a stale job was replaced: the host's long poll picks the new one up
-            self.notify(woken)
+        assignment, replaced = await self.agent_writes.run(
+            lambda conn: self._claim(conn, host, now)
+        )
+        if replaced:  # a stale job was replaced: the host's long poll picks the new one up
+            self.notify(replaced)
         return assignment
 
     async def _claim(
