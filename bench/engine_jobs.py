@@ -1,7 +1,7 @@
 """The engine's own cost per agent job, in-process: no HTTP, no simulator.
 
 Every host of a one-vulnerability task runs its snapshot and its fix job through the engine's
-agent port as the agent API drives it (a poll, then reports that take the next job), on a
+agent port as the agent API drives it (a woken poll, then reports that take the next job), on a
 SQLite file. Reported: CPU per job and statements per job, against a baseline measured in the
 same run: plain `sqlite3` writing the rows a job changes (lease it, finish it, move its record,
 queue the next), one transaction per job.
@@ -73,7 +73,8 @@ async def engine_run(path: Path, hosts: int, *, traced: bool) -> tuple[float, fl
     began = time.process_time()
     for name in names:
         host = harness.hosts[name]
-        job = await store.next_job(host, clock.now())
+        # As after a CreateVulFix: the host's long poll was woken for its job.
+        job = await store.next_job(host, clock.now(), woken=True)
         while job is not None:
             _ack, job = await store.report_and_take_next(host, job.job_id, SUCCESS, clock.now())
     cpu = time.process_time() - began
