@@ -31,10 +31,10 @@ from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_re
 from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
 from vulfix.store.record_updates import (
     fail_snapshot,
-    fix_status,
+    fix_record,
     set_fix_statuses,
     set_snapshot_status,
-    snapshot_status,
+    snapshot_record,
 )
 from vulfix.store.row_locks import is_serialised, lock_task
 from vulfix.store.tables import fix_tasks, to_stored
@@ -208,7 +208,7 @@ async def apply_report(
     claimed = await hot.run(conn, _FINISH_JOB, finish)
     if claimed.rowcount != 1:
         return AppliedReport(ReportOutcome(False, "already applied"))
-    moved_on = await _record_moved_on(conn, job)
+    moved_on, record = await _record_moved_on(conn, job)
     if moved_on:
         # Never a 500 that the agent would resend forever: the job is done, the record keeps
         # what it has. A snapshot the host did take is still recorded, so retention deletes it.
@@ -217,7 +217,7 @@ async def apply_report(
             await _record_machine_snapshot(conn, job, host, result, now)
         return AppliedReport(ReportOutcome(False, f"not applied: the {moved_on}"))
     if job.kind == "snapshot":
-        await _apply_snapshot(conn, job, host, result, now)
+        await _apply_snapshot(conn, job, record, host, result, now)
     elif job.kind == "fix":
         status, reason = transitions.fix_outcome(result.outcome, result.reason)
         await set_fix_statuses(
@@ -228,6 +228,7 @@ async def apply_report(
             now,
             exit_code=result.exit_code,
             output_tail=result.output_tail,
+            current=record,
         )
     else:
         await _apply_snapshot_delete(conn, job.machine_snapshot_id, result, now)
@@ -237,33 +238,43 @@ async def apply_report(
     return AppliedReport(ReportOutcome(True), job.fix_id, finished)
 
 
-async def _record_moved_on(conn: AsyncConnection, job: JobRow) -> str:
-    """What became of the job's record if it no longer waits for this report, else ""."""
+async def _record_moved_on(conn: AsyncConnection, job: JobRow) -> tuple[str, Any]:
+    """(What became of the job's record if it no longer waits for this report, else "";
+    the record as read, for the change that follows)."""
     if job.kind == "snapshot":
-        snapshot = await snapshot_status(conn, int(job.snapshot_record_id))
-        assert snapshot is not None, "a job's record outlives it"
+        record = await snapshot_record(conn, int(job.snapshot_record_id))
+        assert record is not None, "a job's record outlives it"
+        snapshot = SnapshotStatus(record.status)
         waiting = snapshot == SnapshotStatus.PENDING
-        return "" if waiting else f"snapshot record is already {snapshot.name.lower()}"
+        return ("" if waiting else f"snapshot record is already {snapshot.name.lower()}"), record
     if job.kind == "fix":
-        fix = await fix_status(conn, int(job.fix_record_id))
-        assert fix is not None, "a job's record outlives it"
+        record = await fix_record(conn, int(job.fix_record_id))
+        assert record is not None, "a job's record outlives it"
+        fix = FixStatus(record.status)
         waiting = fix == FixStatus.DISPATCHED
-        return "" if waiting else f"fix record is already {fix.name.lower()}"
-    return ""
+        return ("" if waiting else f"fix record is already {fix.name.lower()}"), record
+    return "", None
 
 
 async def _apply_snapshot(
-    conn: AsyncConnection, job: JobRow, host: HostIdentity, result: JobResult, now: datetime
+    conn: AsyncConnection,
+    job: JobRow,
+    record: Any,
+    host: HostIdentity,
+    result: JobResult,
+    now: datetime,
 ) -> None:
     record_id = int(job.snapshot_record_id)
     status, reason = transitions.snapshot_outcome(result.outcome, result.reason)
     if status == SnapshotStatus.FAILED:
-        await fail_snapshot(conn, record_id, reason, now)
+        await fail_snapshot(conn, record_id, reason, now, current=record)
         return
     snapshot_id = ""
     if status == SnapshotStatus.CREATED:
         snapshot_id = await _record_machine_snapshot(conn, job, host, result, now)
-    await set_snapshot_status(conn, record_id, status, reason, now, snapshot_id=snapshot_id)
+    await set_snapshot_status(
+        conn, record_id, status, reason, now, snapshot_id=snapshot_id, current=record
+    )
 
 
 async def _record_machine_snapshot(

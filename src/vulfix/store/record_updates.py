@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, Update, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -84,6 +85,18 @@ def _guarded_update(table: Table, columns: tuple[str, ...]) -> Update:
     return statement
 
 
+async def snapshot_record(conn: AsyncConnection, record_id: int) -> Any:
+    """The snapshot record's status, fix_id and host_id (None if there is no such record),
+    to hand to `set_snapshot_status` as `current` instead of reading it twice."""
+    return (await hot.run(conn, _SNAPSHOT_RECORD, {"record_id": record_id})).first()
+
+
+async def fix_record(conn: AsyncConnection, record_id: int) -> Any:
+    """The fix record's id, status, fix_id, host_id and vul_id (None if there is no such
+    record), to hand to `set_fix_statuses` as `current` instead of reading it twice."""
+    return (await hot.run(conn, _FIX_RECORD, {"record_id": record_id})).first()
+
+
 async def fix_status(conn: AsyncConnection, record_id: int) -> FixStatus | None:
     """The fix record's status; None if there is no such record."""
     status = (await hot.run(conn, _FIX_STATUS, {"record_id": record_id})).scalar()
@@ -134,9 +147,11 @@ async def set_snapshot_status(
     *,
     snapshot_id: str | None = None,
     retried: bool | None = None,
+    current: Any = None,
 ) -> tuple[int, int] | None:
-    """Moves one snapshot record; returns (fix_id, host_id), or None if it had moved already."""
-    row = (await hot.run(conn, _SNAPSHOT_RECORD, {"record_id": record_id})).first()
+    """Moves one snapshot record; returns (fix_id, host_id), or None if it had moved already.
+    `current`: the record as this transaction read it (`snapshot_record`)."""
+    row = current if current is not None else await snapshot_record(conn, record_id)
     if row is None:
         return None
     old = SnapshotStatus(row.status)
@@ -171,12 +186,16 @@ async def set_fix_statuses(
     exit_code: int | None = None,
     output_tail: str | None = None,
     dispatched: bool = False,
+    current: Any = None,
 ) -> list[int]:
-    """Moves fix records that may legally go to `new`; returns the ids that moved."""
+    """Moves fix records that may legally go to `new`; returns the ids that moved.
+    `current`: the one record given, as this transaction read it (`fix_record`)."""
     ids = list(record_ids)
     if not ids:
         return []
-    if len(ids) == 1:
+    if current is not None:
+        rows = [current]
+    elif len(ids) == 1:
         rows = list((await hot.run(conn, _FIX_RECORD, {"record_id": ids[0]})).all())
     else:
         query = (
@@ -236,10 +255,12 @@ async def waiting_fix_records(conn: AsyncConnection, fix_id: int, host_id: int) 
 
 
 async def fail_snapshot(
-    conn: AsyncConnection, record_id: int, reason: str, now: datetime
+    conn: AsyncConnection, record_id: int, reason: str, now: datetime, *, current: Any = None
 ) -> tuple[int, int] | None:
     """Snapshot record -> 2, and its host's waiting fixes in that task -> 4."""
-    moved = await set_snapshot_status(conn, record_id, SnapshotStatus.FAILED, reason, now)
+    moved = await set_snapshot_status(
+        conn, record_id, SnapshotStatus.FAILED, reason, now, current=current
+    )
     if moved is not None:
         fix_id, host_id = moved
         waiting = await waiting_fix_records(conn, fix_id, host_id)
