@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
@@ -72,7 +72,13 @@ _FINISH_JOB = (
         duration_seconds=bindparam("seconds"),
     )
 )
-_HOST_DISK = select(hosts.c.disk_id).where(hosts.c.id == bindparam("host_id"))
+# What a machine snapshot row copies from its task and its host, in one read.
+_SNAPSHOT_SOURCES = (
+    select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days, hosts.c.disk_id)
+    .select_from(fix_tasks)
+    .join(hosts, hosts.c.id == bindparam("host_id"))
+    .where(fix_tasks.c.fix_id == bindparam("fix_id"))
+)
 _ADD_MACHINE_SNAPSHOT = hot.bound_insert(
     machine_snapshots,
     "account_id",
@@ -98,24 +104,19 @@ _SNAPSHOT_DELETE_LATER = (
     .where(machine_snapshots.c.id == bindparam("row_id"))
     .values(expires_at=bindparam("stamp"))
 )
-_WORK_LEFT = (
-    select(fix_records.c.id)
-    .where(
+# Whether the host has anything left in the task: a fix not yet finished, or its snapshot.
+_WORK_LEFT = union_all(
+    select(literal(1)).where(
         fix_records.c.fix_id == bindparam("fix_id"),
         fix_records.c.host_id == bindparam("host_id"),
         any_of(fix_records.c.status, [int(s) for s in FIX_UNFINISHED]),
-    )
-    .limit(1)
-)
-_SNAPSHOT_LEFT = (
-    select(snapshot_records.c.id)
-    .where(
+    ),
+    select(literal(1)).where(
         snapshot_records.c.fix_id == bindparam("fix_id"),
         snapshot_records.c.host_id == bindparam("host_id"),
         snapshot_records.c.status == int(SnapshotStatus.PENDING),
-    )
-    .limit(1)
-)
+    ),
+).limit(1)
 
 
 def new_snapshot_id() -> str:
@@ -281,8 +282,8 @@ async def _record_machine_snapshot(
     conn: AsyncConnection, job: JobRow, host: HostIdentity, result: JobResult, now: datetime
 ) -> str:
     fix_id = int(job.fix_id)
-    task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": fix_id})).one()
-    disk_id = (await hot.run(conn, _HOST_DISK, {"host_id": host.host_id})).scalar_one()
+    sources = {"fix_id": fix_id, "host_id": host.host_id}
+    task = (await hot.run(conn, _SNAPSHOT_SOURCES, sources)).one()
     snapshot_id = new_snapshot_id()
     await hot.run(
         conn,
@@ -292,7 +293,7 @@ async def _record_machine_snapshot(
             "host_id": host.host_id,
             "snapshot_id": snapshot_id,
             "snapshot_name": task.snapshot_name,
-            "disk_id": disk_id,
+            "disk_id": task.disk_id,
             "provider_ref": result.provider_ref,
             "fix_id": fix_id,
             "created_at": to_stored(now),
@@ -316,6 +317,4 @@ async def _apply_snapshot_delete(
 
 async def _host_has_work(conn: AsyncConnection, fix_id: int, host_id: int) -> bool:
     parameters = {"fix_id": fix_id, "host_id": host_id}
-    if (await hot.run(conn, _WORK_LEFT, parameters)).first() is not None:
-        return True
-    return (await hot.run(conn, _SNAPSHOT_LEFT, parameters)).first() is not None
+    return (await hot.run(conn, _WORK_LEFT, parameters)).first() is not None
