@@ -183,8 +183,8 @@ class SqlFixingStore:
         )
         if leased is None:
             return None, woken
-        job_id, job = leased
-        work = await job_reports.work_of(conn, host.account_id, job)
+        job_id, job, record = leased
+        work = await job_reports.work_of(conn, host.account_id, job, record)
         return JobAssignment(job_id, job.fix_id or 0, self.timings.lease_seconds, work), woken
 
     async def _settle_and_claim(

@@ -24,7 +24,7 @@ from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of, chunks
 from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
-from vulfix.store.record_updates import fix_status, set_fix_statuses, snapshot_status
+from vulfix.store.record_updates import dispatch_fix, fix_status, snapshot_status
 from vulfix.store.row_locks import is_serialised, lock_hosts, lock_task
 from vulfix.store.tables import to_stored
 
@@ -215,9 +215,10 @@ def _job_row(
 
 async def lease_next_job(
     conn: AsyncConnection, account_id: int, host_id: int, lease: timedelta, now: datetime
-) -> tuple[int, NextJob] | None:
-    """(job id, job) of the next job of a host whose job has just ended, queued already
-    leased: its agent asked for it with its report. Where writers take turns (SQLite) nothing
+) -> tuple[int, NextJob, Any] | None:
+    """(job id, job, its fix record as `dispatch_fix` gives it, or None) of the next job of a
+    host whose job has just ended, queued already leased: its agent asked for it with its
+    report. Where writers take turns (SQLite) nothing
     can change between deciding the job and leasing it, so the claim's checks have nothing to
     catch; replicas on PostgreSQL queue and claim in two steps (`schedule_hosts`, `claim`)."""
     assert is_serialised(conn), "only where one writer runs at a time"
@@ -227,11 +228,10 @@ async def lease_next_job(
     row = _job_row(job, account_id, host_id, "leased", now)
     row |= {"leased_at": row["created_at"], "lease_expires_at": to_stored(now + lease)}
     job_id = int((await hot.run(conn, _QUEUE_LEASED_JOB, row)).scalar_one())
+    record = None
     if job.fix_record_id is not None:
-        await set_fix_statuses(
-            conn, [job.fix_record_id], FixStatus.DISPATCHED, "", now, dispatched=True
-        )
-    return job_id, job
+        record = await dispatch_fix(conn, job.fix_record_id, now)
+    return job_id, job, record
 
 
 async def claim(
@@ -264,9 +264,7 @@ async def claim(
     if result.rowcount != 1:
         return None, []  # another poll of this host, or a cancel, took it first
     if row.fix_record_id is not None:
-        await set_fix_statuses(
-            conn, [int(row.fix_record_id)], FixStatus.DISPATCHED, "", now, dispatched=True
-        )
+        await dispatch_fix(conn, int(row.fix_record_id), now)
     return int(row.job_id), []
 
 

@@ -139,19 +139,23 @@ async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -
     return JobAssignment(int(job.job_id), int(job.fix_id or 0), lease_seconds, work)
 
 
-async def work_of(conn: AsyncConnection, account_id: int, job: Any) -> Work:
-    """What the agent is asked to do for `job` (a jobs row, or `job_queue.NextJob`)."""
+async def work_of(conn: AsyncConnection, account_id: int, job: Any, record: Any = None) -> Work:
+    """What the agent is asked to do for `job` (a jobs row, or `job_queue.NextJob`); for a
+    fix, `record` may bring its record and item as `record_updates.dispatch_fix` read them."""
     if job.kind == "snapshot":
         task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
         return SnapshotWork(task.snapshot_name, task.save_days)
     if job.kind == "fix":
-        return await _fix_work(conn, account_id, job.fix_record_id)
+        return await _fix_work(conn, account_id, job.fix_record_id, record)
     snap = (await hot.run(conn, _SNAPSHOT_TO_DELETE, {"row_id": job.machine_snapshot_id})).one()
     return SnapshotDeleteWork(snap.snapshot_id, snap.provider_ref)
 
 
-async def _fix_work(conn: AsyncConnection, account_id: int, record_id: int) -> FixWork:
-    item = (await hot.run(conn, _RECORD_ITEM, {"record_id": record_id})).one()
+async def _fix_work(
+    conn: AsyncConnection, account_id: int, record_id: int, item: Any = None
+) -> FixWork:
+    if item is None:
+        item = (await hot.run(conn, _RECORD_ITEM, {"record_id": record_id})).one()
     parameters = {"account_id": account_id, "vul_id": item.vul_id}
     vul = (await hot.run(conn, _VULNERABILITY, parameters)).first()
     packages = tuple(

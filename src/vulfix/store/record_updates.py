@@ -45,6 +45,20 @@ _FIX_RECORD = (
     .join(fix_items, fix_items.c.id == fix_records.c.item_id)
     .where(fix_records.c.id == bindparam("record_id"))
 )
+# A fix record with the item it fixes: what dispatching it changes, and what its job asks.
+_RECORD_AND_ITEM = (
+    select(
+        *_FIX_RECORD_COLUMNS,
+        fix_items.c.kb_id,
+        fix_items.c.fix_method,
+        fix_items.c.vul_name,
+        fix_items.c.kb_number,
+        fix_items.c.kb_name,
+        fix_items.c.pre_kb_list,
+    )
+    .join(fix_items, fix_items.c.id == fix_records.c.item_id)
+    .where(fix_records.c.id == bindparam("record_id"))
+)
 _FINDING_RECORDS = (
     select(fix_records.c.status)
     .join(fix_items, fix_items.c.id == fix_records.c.item_id)
@@ -95,6 +109,17 @@ async def fix_record(conn: AsyncConnection, record_id: int) -> Any:
     """The fix record's id, status, fix_id, host_id and vul_id (None if there is no such
     record), to hand to `set_fix_statuses` as `current` instead of reading it twice."""
     return (await hot.run(conn, _FIX_RECORD, {"record_id": record_id})).first()
+
+
+async def dispatch_fix(conn: AsyncConnection, record_id: int, now: datetime) -> Any:
+    """Moves the record of a fix job just leased to dispatched; returns the record with its
+    item's fields (vul_id, vul_name, fix_method, kb_id, kb_number, kb_name, pre_kb_list),
+    read once for both the change and the work the job asks for."""
+    record = (await hot.run(conn, _RECORD_AND_ITEM, {"record_id": record_id})).one()
+    await set_fix_statuses(
+        conn, [record_id], FixStatus.DISPATCHED, "", now, dispatched=True, current=record
+    )
+    return record
 
 
 async def fix_status(conn: AsyncConnection, record_id: int) -> FixStatus | None:
