@@ -218,9 +218,9 @@ async def lease_next_job(
 ) -> tuple[int, NextJob, Any] | None:
     """(job id, job, its fix record as `dispatch_fix` gives it, or None) of the next job of a
     host whose job has just ended, queued already leased: its agent asked for it with its
-    report. Where writers take turns (SQLite) nothing
-    can change between deciding the job and leasing it, so the claim's checks have nothing to
-    catch; replicas on PostgreSQL queue and claim in two steps (`schedule_hosts`, `claim`)."""
+    report. Where writers take turns (SQLite) nothing can change between deciding the job
+    and leasing it, so the claim's checks have nothing to catch; replicas on PostgreSQL
+    queue and claim in two steps (`schedule_hosts`, `claim`)."""
     assert is_serialised(conn), "only where one writer runs at a time"
     job = await _next_job(conn, host_id, now)
     if job is None:
