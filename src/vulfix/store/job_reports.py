@@ -27,11 +27,12 @@ from vulfix.fixing.agent_port import (
 from vulfix.fixing.statuses import FIX_UNFINISHED, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
-from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
+from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
 from vulfix.store.record_updates import (
     fail_snapshot,
     fix_record,
+    record_and_item,
     set_fix_statuses,
     set_snapshot_status,
     snapshot_record,
@@ -52,11 +53,6 @@ _HOST_JOB = select(jobs).where(
 )
 _TASK_SNAPSHOT = select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
     fix_tasks.c.fix_id == bindparam("fix_id")
-)
-_RECORD_ITEM = (
-    select(fix_items)
-    .join(fix_records, fix_records.c.item_id == fix_items.c.id)
-    .where(fix_records.c.id == bindparam("record_id"))
 )
 _VULNERABILITY = select(vulnerabilities.c.packages, vulnerabilities.c.service).where(
     vulnerabilities.c.account_id == bindparam("account_id"),
@@ -155,7 +151,7 @@ async def _fix_work(
     conn: AsyncConnection, account_id: int, record_id: int, item: Any = None
 ) -> FixWork:
     if item is None:
-        item = (await hot.run(conn, _RECORD_ITEM, {"record_id": record_id})).one()
+        item = await record_and_item(conn, record_id)
     parameters = {"account_id": account_id, "vul_id": item.vul_id}
     vul = (await hot.run(conn, _VULNERABILITY, parameters)).first()
     packages = tuple(

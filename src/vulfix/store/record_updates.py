@@ -111,11 +111,17 @@ async def fix_record(conn: AsyncConnection, record_id: int) -> Any:
     return (await hot.run(conn, _FIX_RECORD, {"record_id": record_id})).first()
 
 
+async def record_and_item(conn: AsyncConnection, record_id: int) -> Any:
+    """A fix record's id, status, fix_id and host_id with its item's vul_id, vul_name,
+    fix_method, kb_id, kb_number, kb_name and pre_kb_list."""
+    return (await hot.run(conn, _RECORD_AND_ITEM, {"record_id": record_id})).one()
+
+
 async def dispatch_fix(conn: AsyncConnection, record_id: int, now: datetime) -> Any:
     """Moves the record of a fix job just leased to dispatched; returns the record with its
     item's fields (vul_id, vul_name, fix_method, kb_id, kb_number, kb_name, pre_kb_list),
     read once for both the change and the work the job asks for."""
-    record = (await hot.run(conn, _RECORD_AND_ITEM, {"record_id": record_id})).one()
+    record = await record_and_item(conn, record_id)
     await set_fix_statuses(
         conn, [record_id], FixStatus.DISPATCHED, "", now, dispatched=True, current=record
     )
