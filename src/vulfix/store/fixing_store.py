@@ -127,10 +127,17 @@ class SqlFixingStore:
         self, conn: AsyncConnection, host: HostIdentity, now: datetime
     ) -> tuple[JobAssignment | None, list[int]]:
         """The host's job, leased; and hosts to wake once committed."""
-        job_id, woken = await job_queue.claim(conn, host.host_id, self._lease, now)
-        if job_id is None:
+        leased, woken = await job_queue.claim(conn, host.host_id, self._lease, now)
+        if leased is None:
             return None, woken
-        return await job_reports.assignment(conn, job_id, self.timings.lease_seconds), woken
+        return await self._assignment(conn, host, leased), woken
+
+    async def _assignment(
+        self, conn: AsyncConnection, host: HostIdentity, leased: job_queue.Leased
+    ) -> JobAssignment:
+        work = await job_reports.work_of(conn, host.account_id, leased.job, leased.record)
+        fix_id = leased.job.fix_id or 0
+        return JobAssignment(leased.job_id, int(fix_id), self.timings.lease_seconds, work)
 
     async def extend_lease(self, host: HostIdentity, job_id: int, now: datetime) -> bool:
         return await self.agent_writes.run(
@@ -183,9 +190,7 @@ class SqlFixingStore:
         )
         if leased is None:
             return None, woken
-        job_id, job, record = leased
-        work = await job_reports.work_of(conn, host.account_id, job, record)
-        return JobAssignment(job_id, job.fix_id or 0, self.timings.lease_seconds, work), woken
+        return await self._assignment(conn, host, leased), woken
 
     async def _settle_and_claim(
         self, conn: AsyncConnection, host: HostIdentity, finished_tasks: list[int], now: datetime

@@ -176,6 +176,15 @@ async def schedule_hosts(
     return [int(str(row["host_id"])) for row in rows]
 
 
+class Leased(NamedTuple):
+    """A job just leased to its host: its id, the job (a jobs row or a `NextJob`), and for a
+    fix just dispatched, its record and item as `record_updates.dispatch_fix` read them."""
+
+    job_id: int
+    job: Any
+    record: Any = None
+
+
 class NextJob(NamedTuple):
     """What a host should run next, and the record it is for."""
 
@@ -215,12 +224,11 @@ def _job_row(
 
 async def lease_next_job(
     conn: AsyncConnection, account_id: int, host_id: int, lease: timedelta, now: datetime
-) -> tuple[int, NextJob, Any] | None:
-    """(job id, job, its fix record as `dispatch_fix` gives it, or None) of the next job of a
-    host whose job has just ended, queued already leased: its agent asked for it with its
-    report. Where writers take turns (SQLite) nothing can change between deciding the job
-    and leasing it, so the claim's checks have nothing to catch; replicas on PostgreSQL
-    queue and claim in two steps (`schedule_hosts`, `claim`)."""
+) -> Leased | None:
+    """The next job of a host whose job has just ended, queued already leased: its agent
+    asked for it with its report. Where writers take turns (SQLite) nothing can change
+    between deciding the job and leasing it, so the claim's checks have nothing to catch;
+    replicas on PostgreSQL queue and claim in two steps (`schedule_hosts`, `claim`)."""
     assert is_serialised(conn), "only where one writer runs at a time"
     job = await _next_job(conn, host_id, now)
     if job is None:
@@ -231,12 +239,12 @@ async def lease_next_job(
     record = None
     if job.fix_record_id is not None:
         record = await dispatch_fix(conn, job.fix_record_id, now)
-    return job_id, job, record
+    return Leased(job_id, job, record)
 
 
 async def claim(
     conn: AsyncConnection, host_id: int, lease: timedelta, now: datetime
-) -> tuple[int | None, list[int]]:
+) -> tuple[Leased | None, list[int]]:
     """(the host's leased job (lease renewed), or its queued job now leased, or None if idle;
     hosts given a new job because the queued one was stale)."""
     row = (await hot.run(conn, _HOST_ACTIVE_JOB, {"host_id": host_id})).first()
@@ -246,7 +254,7 @@ async def claim(
     if row.state == "leased":
         renewed = await hot.run(conn, _RENEW_LEASE, {"target_job": row.job_id, "expires": expires})
         # Zero rows: a sweep on another replica expired it a moment ago.
-        return (int(row.job_id) if renewed.rowcount == 1 else None), []
+        return (Leased(int(row.job_id), row) if renewed.rowcount == 1 else None), []
     if row.fix_id is not None:
         await lock_task(conn, int(row.fix_id))
     if not await _still_runnable(conn, row):
@@ -263,9 +271,10 @@ async def claim(
     )
     if result.rowcount != 1:
         return None, []  # another poll of this host, or a cancel, took it first
+    record = None
     if row.fix_record_id is not None:
-        await dispatch_fix(conn, int(row.fix_record_id), now)
-    return int(row.job_id), []
+        record = await dispatch_fix(conn, int(row.fix_record_id), now)
+    return Leased(int(row.job_id), row, record), []
 
 
 async def _still_runnable(conn: AsyncConnection, job: Row[Any]) -> bool:

@@ -16,7 +16,6 @@ from vulfix.fixing import transitions
 from vulfix.fixing.agent_port import (
     FixWork,
     HostIdentity,
-    JobAssignment,
     JobResult,
     PackageTarget,
     ReportOutcome,
@@ -47,7 +46,6 @@ JobRow = Row[Any]
 DELETE_RETRY = timedelta(hours=1)
 
 
-_JOB = select(jobs).where(jobs.c.job_id == bindparam("job_id"))
 _HOST_JOB = select(jobs).where(
     jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id")
 )
@@ -127,12 +125,6 @@ def new_snapshot_id() -> str:
 
 
 Work = SnapshotWork | FixWork | SnapshotDeleteWork
-
-
-async def assignment(conn: AsyncConnection, job_id: int, lease_seconds: float) -> JobAssignment:
-    job = (await hot.run(conn, _JOB, {"job_id": job_id})).one()
-    work = await work_of(conn, int(job.account_id), job)
-    return JobAssignment(int(job.job_id), int(job.fix_id or 0), lease_seconds, work)
 
 
 async def work_of(conn: AsyncConnection, account_id: int, job: Any, record: Any = None) -> Work:
