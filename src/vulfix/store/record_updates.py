@@ -76,9 +76,6 @@ _SET_FINDING = (
     .values(state=bindparam("state"), updated_at=bindparam("stamp"))
 )
 _FIX_STATUS = select(fix_records.c.status).where(fix_records.c.id == bindparam("record_id"))
-_SNAPSHOT_STATUS = select(snapshot_records.c.status).where(
-    snapshot_records.c.id == bindparam("record_id")
-)
 _TASK_BUDGETS = select(
     fix_tasks.c.max_concurrency, fix_tasks.c.max_errors, fix_tasks.c.cancelled_at
 ).where(fix_tasks.c.fix_id == bindparam("fix_id"))
@@ -136,8 +133,8 @@ async def fix_status(conn: AsyncConnection, record_id: int) -> FixStatus | None:
 
 async def snapshot_status(conn: AsyncConnection, record_id: int) -> SnapshotStatus | None:
     """The snapshot record's status; None if there is no such record."""
-    status = (await hot.run(conn, _SNAPSHOT_STATUS, {"record_id": record_id})).scalar()
-    return None if status is None else SnapshotStatus(status)
+    record = await snapshot_record(conn, record_id)
+    return None if record is None else SnapshotStatus(record.status)
 
 
 # Where `versions_bumped_once` keeps the tasks to bump in the connection's `info`.
