@@ -181,6 +181,30 @@ async def test_poll_sends_the_wait_and_maps_204_to_none() -> None:
     assert server.requests[0].extensions["timeout"]["read"] == 35.0
 
 
+async def test_a_report_taking_the_next_job_can_wait_for_it_as_a_poll_does() -> None:
+    server = Server(ACK, ACK, ACK)
+    client = client_for(server, Sleeps())
+
+    await client.report(5, REPORT)
+    await client.report(6, REPORT, take_next=True)
+    await client.report(7, REPORT, take_next=True, wait=20)
+
+    assert [dict(r.url.params) for r in server.requests] == [
+        {},
+        {"next": "1"},
+        {"next": "1", "wait": "20"},
+    ]
+    # Only the waiting report's read timeout covers its wait.
+    assert [r.extensions["timeout"]["read"] for r in server.requests] == [10.0, 10.0, 30.0]
+
+
+async def test_a_report_cannot_wait_for_a_job_it_does_not_ask_for() -> None:
+    server = Server()
+    with pytest.raises(ValueError, match="take_next"):
+        await client_for(server, Sleeps()).report(5, REPORT, wait=20)
+    assert server.requests == []
+
+
 async def test_calls_before_enrolment_are_refused_locally() -> None:
     server = Server()
     with pytest.raises(AgentApiError, match="not_enrolled"):

@@ -265,3 +265,54 @@ async def test_a_report_held_past_the_grace_counts_as_not_delivered(tmp_path: Pa
     assert (summary.jobs, summary.unreported) == ({}, 1)
     assert jobs.results == {}
     assert 0.3 <= waited < 3, "the stop waited for the grace, and no longer"
+
+
+async def test_a_report_waits_for_the_hosts_next_job_instead_of_a_poll(tmp_path: Path) -> None:
+    """A host whose report found no next job waits in that report, as in a poll: a job queued
+    meanwhile comes in its answer, and the host never polls between the two jobs. The wait
+    ends in time for a stopping fleet to have the report acknowledged."""
+    jobs = FakeJobSource()
+    notifier = MemoryJobNotifier()
+    clock = ManualClock()
+    first = jobs.add("q-one", SnapshotWork("before-fix", 1))
+    calls: list[str] = []
+    async with migrated_engine(tmp_path) as engine:
+        registry = SqlHostRegistry(engine)
+        token = await registry.create_enrollment_token("alice", timedelta(days=1), clock.now())
+        app = agent_app(registry, jobs, notifier, clock)
+
+        async def recorded(scope: Any, receive: Any, send: Any) -> None:
+            calls.append(f"{scope['method']} {scope['path'].rsplit('/', 1)[-1]}")
+            await app(scope, receive, send)
+
+        options = FleetOptions(speed=1000, poll_wait=30, ramp_up=0, seed=1, stop_grace=3)
+        one_host = {"hosts": [{"Quuid": "q-one", "OsFamily": "ubuntu"}]}
+        stop = asyncio.Event()
+        transport = httpx.ASGITransport(app=recorded)
+        async with http_client("http://t", transport=transport) as http:
+            fleet = asyncio.create_task(
+                run_fleet(parse_inventory(json.dumps(one_host).encode()), http, token, options,
+                          stop=stop)
+            )  # fmt: skip
+            async with asyncio.timeout(10):  # the snapshot's report reaches its wait
+                while first.job_id not in jobs.results or not notifier.waiting_hosts:  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
+            host_id = await registry_host_id(engine, "q-one")
+            second = jobs.add("q-one", fix_work())
+            notifier.notify([host_id])
+            async with asyncio.timeout(10):  # the fix came in the answer, and was reported
+                while second.job_id not in jobs.results or not notifier.waiting_hosts:  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
+            stop.set()
+            started = time.monotonic()
+            summary = await asyncio.wait_for(fleet, 10)
+
+    assert calls == ["POST enroll", "GET jobs", "POST result", "POST result"]
+    assert summary.jobs == {("snapshot", "success"): 1, ("fix", "success"): 1}
+    assert summary.unreported == 0, "the waiting report was answered within the grace"
+    assert time.monotonic() - started < 3
+
+
+async def registry_host_id(engine: Any, quuid: str) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(hosts.c.id).where(hosts.c.quuid == quuid)))

@@ -263,6 +263,85 @@ async def test_a_report_asking_for_next_brings_the_hosts_next_job_leased(
     assert last.json() == {"applied": True, "detail": "", "next_job": None}  # nothing left
 
 
+async def test_a_report_with_a_wait_brings_a_job_that_appears_during_it(
+    http: httpx.AsyncClient,
+    registry: SqlHostRegistry,
+    clock: ManualClock,
+    jobs: FakeJobSource,
+    notifier: MemoryJobNotifier,
+) -> None:
+    host, job = await leased_fix(http, registry, clock, jobs)
+    started = time.monotonic()
+    report = asyncio.create_task(
+        http.post(
+            f"{API}/jobs/{job.job_id}/result",
+            params={"next": "1", "wait": "30"},
+            json={"outcome": "success"},
+            headers=host.headers,
+        )
+    )
+    async with asyncio.timeout(5):  # the report reaches its wait
+        while notifier.waiting_hosts == 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+    assert jobs.results[job.job_id].outcome == "success", "applied before the wait"
+    later = jobs.add(host.quuid, fix_work(vul_id=102))
+    notifier.notify([host.host_id])
+
+    ack = await report
+
+    assert time.monotonic() - started < 5
+    assert ack.status_code == 200
+    assert ack.json()["applied"] is True
+    assert ack.json()["next_job"]["job_id"] == later.job_id
+    assert jobs.leased[later.job_id][0] == host.quuid
+    assert jobs.woken_calls == 1, "asked again once woken, as a poll does"
+    assert notifier.waiting_hosts == 0
+
+
+async def test_a_report_whose_wait_runs_out_is_acknowledged_without_a_job(
+    http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
+) -> None:
+    host, job = await leased_fix(http, registry, clock, jobs)
+    started = time.monotonic()
+    ack = await http.post(
+        f"{API}/jobs/{job.job_id}/result",
+        params={"next": "1", "wait": "0.2"},
+        json={"outcome": "success"},
+        headers=host.headers,
+    )
+    assert time.monotonic() - started >= 0.2
+    assert ack.json() == {"applied": True, "detail": "", "next_job": None}
+    assert jobs.woken_calls == 0, "a wait that ran out has nothing new to find"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"wait": "5"},
+        {"next": "0", "wait": "5"},
+        {"next": "1", "wait": "-1"},
+        {"next": "1", "wait": "soon"},
+        {"next": "1", "wait": "inf"},
+    ],
+)
+async def test_a_report_with_a_bad_wait_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient,
+    registry: SqlHostRegistry,
+    clock: ManualClock,
+    jobs: FakeJobSource,
+    params: dict[str, str],
+) -> None:
+    host, job = await leased_fix(http, registry, clock, jobs)
+    response = await http.post(
+        f"{API}/jobs/{job.job_id}/result",
+        params=params,
+        json={"outcome": "success"},
+        headers=host.headers,
+    )
+    agent_error(response, 422, "invalid_wait")
+    assert jobs.results == {}
+
+
 @pytest.mark.parametrize("value", ["2", "yes", "true", ""])
 async def test_a_report_with_a_bad_next_is_refused_and_changes_nothing(
     http: httpx.AsyncClient,

@@ -162,12 +162,20 @@ class AgentClient:
             return None
         return self._decode(response, JobEnvelope)
 
-    async def report(self, job_id: int, report: JobReport, *, take_next: bool = False) -> ReportAck:
+    async def report(
+        self, job_id: int, report: JobReport, *, take_next: bool = False, wait: float = 0.0
+    ) -> ReportAck:
         """Delivers a job's report; with `take_next`, the answer also brings the host's next
-        job if one is waiting (`ReportAck.next_job`), leased to this host as a poll would."""
+        job if one is waiting (`ReportAck.next_job`), leased to this host as a poll would, and
+        with `wait` the server waits up to that many seconds for one, as a poll would."""
+        if wait > 0 and not take_next:
+            raise ValueError("a report waits only for a next job it asks for (take_next)")
         body = msgspec.json.encode(report)
         params = {"next": "1"} if take_next else None
-        response = await self._send("POST", f"/jobs/{job_id}/result", body, params=params)
+        if params is not None and wait > 0:
+            params["wait"] = f"{wait:g}"
+        path = f"/jobs/{job_id}/result"
+        response = await self._send("POST", path, body, params=params, extra_time=wait)
         return self._decode(response, ReportAck)
 
     async def _send(

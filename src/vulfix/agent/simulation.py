@@ -44,6 +44,9 @@ ENROLMENTS_PER_SECOND = 100
 # Connections the fleet's pool may open beyond one per agent (one closing while the next
 # opens).
 SPARE_CONNECTIONS = 4
+# A report waiting for the next job ends this long before a stopping fleet's grace does, so
+# that a stop still sees it acknowledged.
+REPORT_WAIT_MARGIN = 1.0
 
 
 def fleet_http_client(
@@ -176,26 +179,37 @@ class SimulatedAgent:
         await self._client.heartbeat(running_job_id)
 
     async def _step(self) -> None:
-        """One poll, and the job it brings. An idle agent is heard from through its polls,
+        """One poll, and the jobs it brings. An idle agent is heard from through its polls,
         which start at least every heartbeat interval; a heartbeat of its own would tell the
         server nothing more and add a third of the fleet's requests."""
-        now = self._timeline.now()
-        self._next_heartbeat = now + self._heartbeat_interval
-        wait = max(0.0, min(self._poll_wait, self._heartbeat_interval, self._deadline - now))
-        job = await self._client.poll(wait)
-        if job is None:
-            idle = self._options.idle_poll_interval - (self._timeline.now() - now)
-            if idle > 0:
-                until = min(self._deadline, self._next_heartbeat) - self._timeline.now()
-                await self._timeline.sleep(max(0.0, min(idle, until)))
-            return
-        next_job: JobEnvelope | None = job
-        while next_job is not None:  # each report brings the next job while there is one
-            job = next_job
+        asked = self._timeline.now()
+        self._next_heartbeat = asked + self._heartbeat_interval
+        job = await self._client.poll(self._wait(asked))
+        while job is not None:  # each report brings the next job while there is one
             report = self._unsent.pop(job.job_id, None)
-            next_job = await self._report(
-                job, report if report is not None else await self._run(job)
-            )
+            if report is None:
+                report = await self._run(job)
+            asked = self._timeline.now()
+            wait = self._report_wait(asked)
+            job = await self._report(job, report, wait)
+            if job is None and not wait:
+                return  # nothing was waited for: the next step polls at once
+        # The last answer was empty after a wait, as a poll's can be.
+        idle = self._options.idle_poll_interval - (self._timeline.now() - asked)
+        if idle > 0:
+            until = min(self._deadline, self._next_heartbeat) - self._timeline.now()
+            await self._timeline.sleep(max(0.0, min(idle, until)))
+
+    def _wait(self, now: float) -> float:
+        """How long a poll waits on the server for a job."""
+        return max(0.0, min(self._poll_wait, self._heartbeat_interval, self._deadline - now))
+
+    def _report_wait(self, now: float) -> float:
+        """How long a report waits for the host's next job: as a poll would, but short enough
+        for a stopping fleet to still have it acknowledged within `stop_grace`."""
+        if not self._taking_jobs():
+            return 0.0
+        return max(0.0, min(self._wait(now), self._options.stop_grace - REPORT_WAIT_MARGIN))
 
     async def _run(self, job: JobEnvelope) -> JobReport:
         run = simulate_job(
@@ -222,12 +236,18 @@ class SimulatedAgent:
     def _taking_jobs(self) -> bool:
         return not self._stop.is_set() and self._timeline.now() < self._deadline
 
-    async def _report(self, job: JobEnvelope, report: JobReport) -> JobEnvelope | None:
-        """Delivers the report; returns the next job it brought, if the agent still takes jobs.
-        (One brought after a stop stays leased to the host, as an answered poll's would.)"""
+    async def _report(
+        self, job: JobEnvelope, report: JobReport, wait: float = 0.0
+    ) -> JobEnvelope | None:
+        """Delivers the report; returns the next job it brought, waiting up to `wait` seconds
+        on the server for one, if the agent still takes jobs. (One brought after a stop stays
+        leased to the host, as an answered poll's would.)"""
         self.reporting = True
         try:
-            ack = await self._client.report(job.job_id, report, take_next=self._taking_jobs())
+            taking = self._taking_jobs()
+            ack = await self._client.report(
+                job.job_id, report, take_next=taking, wait=wait if taking else 0.0
+            )
         except asyncio.CancelledError:  # stopped, grace spent: given up on
             self._summary.unreported += 1
             raise

@@ -226,6 +226,9 @@ def agent_routes(
         except translation.InvalidReport as exc:
             raise Refusal(422, "invalid_body", str(exc)) from exc
         take_next = _take_next(request)
+        wait = _poll_wait(request)
+        if wait and not take_next:
+            raise Refusal(422, "invalid_wait", "wait applies only to a report with next=1")
         async with lane.admitted():
             now = clock.now()
             await registry.touch(host, now)
@@ -239,6 +242,11 @@ def agent_routes(
                     outcome, next_job = await jobs.report(host, job_id, result, now), None
             except UnknownJob as exc:
                 raise Refusal(404, "unknown_job", "no such job for this host") from exc
+        # With `wait`, a report that finds no next job waits for one as a poll would: the
+        # host's next request is then its next report, not a poll (one request per host less).
+        if next_job is None and wait > 0 and await notifier.wait(host.host_id, wait):
+            async with lane.admitted():
+                next_job = await jobs.next_job(host, clock.now(), woken=True)
         return _json(translation.report_ack(outcome, next_job))
 
     return [
