@@ -46,9 +46,15 @@ JobRow = Row[Any]
 DELETE_RETRY = timedelta(hours=1)
 
 
-_HOST_JOB = select(jobs).where(
-    jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id")
-)
+# What a report needs of its job; its times, converted from text on every read, are not.
+_HOST_JOB = select(
+    jobs.c.state,
+    jobs.c.kind,
+    jobs.c.fix_id,
+    jobs.c.snapshot_record_id,
+    jobs.c.fix_record_id,
+    jobs.c.machine_snapshot_id,
+).where(jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id"))
 _TASK_SNAPSHOT = select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
     fix_tasks.c.fix_id == bindparam("fix_id")
 )
