@@ -236,9 +236,7 @@ class SimulatedAgent:
     def _taking_jobs(self) -> bool:
         return not self._stop.is_set() and self._timeline.now() < self._deadline
 
-    async def _report(
-        self, job: JobEnvelope, report: JobReport, wait: float = 0.0
-    ) -> JobEnvelope | None:
+    async def _report(self, job: JobEnvelope, report: JobReport, wait: float) -> JobEnvelope | None:
         """Delivers the report; returns the next job it brought, waiting up to `wait` seconds
         on the server for one, if the agent still takes jobs. (One brought after a stop stays
         leased to the host, as an answered poll's would.)"""
