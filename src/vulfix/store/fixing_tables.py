@@ -127,6 +127,16 @@ jobs = Table(
     ),
     sqlite_autoincrement=True,
 )
+# What a job is for and where it stands: what claims and reports read of it. Its times are
+# left out: they are converted from text on every read, and neither needs them.
+JOB_WORK = (
+    jobs.c.state,
+    jobs.c.kind,
+    jobs.c.fix_id,
+    jobs.c.snapshot_record_id,
+    jobs.c.fix_record_id,
+    jobs.c.machine_snapshot_id,
+)
 
 enrollment_tokens = Table(
     "enrollment_tokens",

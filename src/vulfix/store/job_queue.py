@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of, chunks
-from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
+from vulfix.store.fixing_tables import JOB_WORK, fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.record_updates import dispatch_fix, fix_status, snapshot_status
 from vulfix.store.row_locks import is_serialised, lock_hosts, lock_task
@@ -35,16 +35,7 @@ ACTIVE_STATES = ("queued", "leased")
 _ACTIVE = jobs.c.state.in_([literal_column(f"'{state}'") for state in ACTIVE_STATES])
 
 _HOST_ACTIVE_JOB = (
-    select(
-        jobs.c.job_id,
-        jobs.c.account_id,
-        jobs.c.state,
-        jobs.c.kind,
-        jobs.c.fix_id,
-        jobs.c.snapshot_record_id,
-        jobs.c.fix_record_id,
-        jobs.c.machine_snapshot_id,
-    )
+    select(jobs.c.job_id, jobs.c.account_id, *JOB_WORK)
     .where(jobs.c.host_id == bindparam("host_id"), _ACTIVE)
     .order_by(jobs.c.job_id)
     .limit(1)

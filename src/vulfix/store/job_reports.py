@@ -26,7 +26,7 @@ from vulfix.fixing.agent_port import (
 from vulfix.fixing.statuses import FIX_UNFINISHED, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
-from vulfix.store.fixing_tables import fix_records, jobs, snapshot_records
+from vulfix.store.fixing_tables import JOB_WORK, fix_records, jobs, snapshot_records
 from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
 from vulfix.store.record_updates import (
     fail_snapshot,
@@ -46,15 +46,9 @@ JobRow = Row[Any]
 DELETE_RETRY = timedelta(hours=1)
 
 
-# What a report needs of its job; its times, converted from text on every read, are not.
-_HOST_JOB = select(
-    jobs.c.state,
-    jobs.c.kind,
-    jobs.c.fix_id,
-    jobs.c.snapshot_record_id,
-    jobs.c.fix_record_id,
-    jobs.c.machine_snapshot_id,
-).where(jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id"))
+_HOST_JOB = select(*JOB_WORK).where(
+    jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id")
+)
 _TASK_SNAPSHOT = select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
     fix_tasks.c.fix_id == bindparam("fix_id")
 )
