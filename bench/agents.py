@@ -3,7 +3,8 @@ ASGI ceiling measured in the same run.
 
 A real `vulfix serve` on SQLite (CPU 0) and `vulfix simulate` with instant jobs (CPU 1):
 every host enrols, then one CreateVulFix over all of them runs a snapshot and a fix job on
-each. A round trip is one job: its long-poll delivery and its report. Target >= 0.1.
+each. A round trip is one job: its delivery (in a poll's answer, or in the answer to the
+host's previous report) and its report. Target >= 0.1.
 
 Usage: python bench/agents.py [--hosts 10000]
 """
