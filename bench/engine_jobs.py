@@ -17,10 +17,12 @@ import sqlite3
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,9 +40,18 @@ from vulfix.store.tables import accounts, to_stored  # noqa: E402
 SUCCESS = JobResult("success", "", 0, "", "ref", 0.0)
 
 
-async def engine_run(path: Path, hosts: int, *, traced: bool) -> tuple[float, float]:
-    """(CPU seconds per job, SQL statements per job, BEGIN and COMMIT included) of the
-    engine's agent port."""
+@dataclass
+class Prepared:
+    """A SQLite file with a one-vulnerability task over `hosts`, and the engine on it."""
+
+    engine: AsyncEngine
+    store: SqlFixingStore
+    clock: ManualClock
+    harness: Harness
+    names: list[str]
+
+
+async def prepare(path: Path, hosts: int) -> Prepared:
     db = f"sqlite:///{path}"
     upgrade(db)
     engine = create_engine(db)
@@ -57,6 +68,24 @@ async def engine_run(path: Path, hosts: int, *, traced: bool) -> tuple[float, fl
         await harness.add_host(name)
     await harness.add_vulnerability(1, on=names)
     await harness.create([(1, names)])
+    return Prepared(engine, store, clock, harness, names)
+
+
+async def run_host(prepared: Prepared, name: str) -> None:
+    """A host's jobs as the agent API drives them: the poll woken for its first job, as after
+    a CreateVulFix, then reports that take the next job."""
+    store, clock = prepared.store, prepared.clock
+    host = prepared.harness.hosts[name]
+    job = await store.next_job(host, clock.now(), woken=True)
+    while job is not None:
+        _ack, job = await store.report_and_take_next(host, job.job_id, SUCCESS, clock.now())
+
+
+async def engine_run(path: Path, hosts: int, *, traced: bool) -> tuple[float, float]:
+    """(CPU seconds per job, SQL statements per job, BEGIN and COMMIT included) of the
+    engine's agent port."""
+    prepared = await prepare(path, hosts)
+    engine = prepared.engine
     statements = 0
 
     def count(_sql: str) -> None:
@@ -71,12 +100,8 @@ async def engine_run(path: Path, hosts: int, *, traced: bool) -> tuple[float, fl
             dbapi_connection._connection._live().set_trace_callback(count)
 
     began = time.process_time()
-    for name in names:
-        host = harness.hosts[name]
-        # As after a CreateVulFix: the host's long poll was woken for its job.
-        job = await store.next_job(host, clock.now(), woken=True)
-        while job is not None:
-            _ack, job = await store.report_and_take_next(host, job.job_id, SUCCESS, clock.now())
+    for name in prepared.names:
+        await run_host(prepared, name)
     cpu = time.process_time() - began
     await engine.dispose()
     return cpu / (2 * hosts), statements / (2 * hosts)
