@@ -184,8 +184,10 @@ _SUMMARY = re.compile(
 def stop_and_summarise(agents: Any, log: Path) -> AgentSummary:
     """Stops a `vulfix simulate` (SIGINT) and reads the summary it printed to `log`."""
     stop_agents(agents)
-    found = _SUMMARY.search(log.read_text())
-    assert found, log.read_text()[-2000:]
+    printed = log.read_text()
+    assert "Stopping: reports on their way get up to 10 s to be acknowledged." in printed
+    found = _SUMMARY.search(printed)
+    assert found, printed[-2000:]
     return AgentSummary(*(int(n) for n in found.groups()))
 
 

@@ -36,10 +36,20 @@ async def _simulate(
     server: str, ca_file: str | None, token: str, hosts: list[InventoryHost], options: FleetOptions
 ) -> FleetSummary:
     stop = asyncio.Event()
+
+    def stopping() -> None:
+        if not stop.is_set():  # a report may be waiting for a next job: say why this takes time
+            click.echo(
+                f"Stopping: reports on their way get up to {options.stop_grace:g} s to be "
+                "acknowledged.",
+                err=True,
+            )
+        stop.set()
+
     loop = asyncio.get_running_loop()
     if sys.platform != "win32":  # Windows event loops take no signal handlers
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stopping)
     http = fleet_http_client(server, len(hosts), ca_file=ca_file)
     try:
         return await run_fleet(hosts, http, token, options, stop=stop)
