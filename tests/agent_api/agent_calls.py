@@ -1,0 +1,77 @@
+"""Calls to the agent API as an agent makes them, for the route tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.agent_api.fake_jobs import FakeJobSource, fix_work
+from vulfix.fixing.agent_port import JobAssignment
+from vulfix.fixing.clock import ManualClock
+from vulfix.store.agent_registry import SqlHostRegistry
+from vulfix.store.inventory_tables import hosts
+
+API = "/agent/v1"
+
+
+@dataclass
+class Enrolled:
+    quuid: str
+    host_id: int
+    headers: dict[str, str]
+
+
+async def enrol(
+    http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, quuid: str = "q-1"
+) -> Enrolled:
+    token = await registry.create_enrollment_token("alice", timedelta(hours=1), clock.now())
+    response = await http.post(f"{API}/enroll", json=enroll_body(token, quuid))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    identity = await registry.authenticate(answer["host_token"])
+    assert identity is not None
+    return Enrolled(answer["quuid"], identity.host_id, auth(answer["host_token"]))
+
+
+async def leased_fix(
+    http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
+) -> tuple[Enrolled, JobAssignment]:
+    """An enrolled host holding the lease of a fix job it polled for."""
+    host = await enrol(http, registry, clock)
+    job = jobs.add(host.quuid, fix_work())
+    polled = await http.get(f"{API}/jobs", headers=host.headers)
+    assert polled.status_code == 200, polled.text
+    return host, job
+
+
+def enroll_body(token: str, quuid: str | None = "q-1", **changes: Any) -> dict[str, Any]:
+    body = {
+        "enroll_token": token,
+        "quuid": quuid,
+        "host_name": "web-1",
+        "host_ip": "10.0.0.5",
+        "os_family": "ubuntu",
+        "snapshot_supported": True,
+    }
+    return body | changes
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def agent_error(response: httpx.Response, status: int, error: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "message"} and body["error"] == error
+    return str(body["message"])
+
+
+async def last_seen(engine: AsyncEngine, host_id: int) -> Any:
+    async with engine.connect() as conn:
+        return await conn.scalar(select(hosts.c.last_seen_at).where(hosts.c.id == host_id))
