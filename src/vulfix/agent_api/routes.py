@@ -26,6 +26,7 @@ from vulfix.fixing.agent_port import (
     EnrollmentRefused,
     HostIdentity,
     HostRegistry,
+    JobAssignment,
     JobNotifier,
     JobSource,
     UnknownJob,
@@ -197,6 +198,16 @@ def agent_routes(
             extended = job_id is not None and await jobs.extend_lease(host, job_id, now)
         return _json(wire.HeartbeatAck(lease_extended=extended))
 
+    async def waited_for(host: HostIdentity, wait: float) -> JobAssignment | None:
+        """The host's next job if one is queued for it within `wait` seconds, for a poll or a
+        report that found none. Asked again only when woken: the notifier remembers a job
+        queued between the question and the wait, and after a timeout the agent's next
+        request asks first anyway."""
+        if wait > 0 and await notifier.wait(host.host_id, wait):
+            async with lane.admitted():
+                return await jobs.next_job(host, clock.now(), woken=True)
+        return None
+
     @_answering_refusals
     async def next_job(request: Request) -> Response:
         wait = _poll_wait(request)
@@ -204,11 +215,8 @@ def agent_routes(
             host = await host_of(request)
             await registry.touch(host, clock.now())
             job = await jobs.next_job(host, clock.now())
-        # Asked again only when woken: the notifier remembers a job queued between the
-        # question and the wait, and after a timeout the agent's next poll asks first anyway.
-        if job is None and wait > 0 and await notifier.wait(host.host_id, wait):
-            async with lane.admitted():
-                job = await jobs.next_job(host, clock.now(), woken=True)
+        if job is None:
+            job = await waited_for(host, wait)
         if job is None:
             return Response(status_code=204)
         return _json(translation.job_envelope(job))
@@ -244,9 +252,8 @@ def agent_routes(
                 raise Refusal(404, "unknown_job", "no such job for this host") from exc
         # With `wait`, a report that finds no next job waits for one as a poll would: the
         # host's next request is then its next report, not a poll (one request per host less).
-        if next_job is None and wait > 0 and await notifier.wait(host.host_id, wait):
-            async with lane.admitted():
-                next_job = await jobs.next_job(host, clock.now(), woken=True)
+        if next_job is None:
+            next_job = await waited_for(host, wait)
         return _json(translation.report_ack(outcome, next_job))
 
     return [
