@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from tests.agent_api.agent_calls import until
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from tests.agent_api.harness import agent_app, migrated_engine
 from vulfix.agent.client import http_client
@@ -294,15 +295,13 @@ async def test_a_report_waits_for_the_hosts_next_job_instead_of_a_poll(tmp_path:
                 run_fleet(parse_inventory(json.dumps(one_host).encode()), http, token, options,
                           stop=stop)
             )  # fmt: skip
-            async with asyncio.timeout(10):  # the snapshot's report reaches its wait
-                while first.job_id not in jobs.results or not notifier.waiting_hosts:  # noqa: ASYNC110
-                    await asyncio.sleep(0.005)
+            # The snapshot's report reaches its wait.
+            await until(lambda: first.job_id in jobs.results and notifier.waiting_hosts > 0, 10)
             host_id = await registry_host_id(engine, "q-one")
             second = jobs.add("q-one", fix_work())
             notifier.notify([host_id])
-            async with asyncio.timeout(10):  # the fix came in the answer, and was reported
-                while second.job_id not in jobs.results or not notifier.waiting_hosts:  # noqa: ASYNC110
-                    await asyncio.sleep(0.005)
+            # The fix came in the answer, and its report waits in turn.
+            await until(lambda: second.job_id in jobs.results and notifier.waiting_hosts > 0, 10)
             stop.set()
             started = time.monotonic()
             summary = await asyncio.wait_for(fleet, 10)

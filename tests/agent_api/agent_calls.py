@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -75,3 +77,11 @@ def agent_error(response: httpx.Response, status: int, error: str) -> str:
 async def last_seen(engine: AsyncEngine, host_id: int) -> Any:
     async with engine.connect() as conn:
         return await conn.scalar(select(hosts.c.last_seen_at).where(hosts.c.id == host_id))
+
+
+async def until(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Returns once `check()` holds (a request reached its wait, a report was applied);
+    fails after `seconds` instead of hanging the test."""
+    async with asyncio.timeout(seconds):
+        while not check():  # noqa: ASYNC110 (a condition of the app, not an event of ours)
+            await asyncio.sleep(0.005)

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from tests.agent_api.agent_calls import API, agent_error, enrol, last_seen, leased_fix
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from tests.agent_api.harness import agent_app
-from tests.agent_api.test_routes import API, agent_error, enrol, last_seen, leased_fix
 from vulfix.agent_api import MemoryJobNotifier
 from vulfix.agent_api.lane import CONTROL_RESERVE, MINIMUM_SLOTS, AgentLane, LaneBusy, agent_slots
 from vulfix.agent_api.routes import BUSY_RETRY_AFTER

@@ -16,6 +16,7 @@ from tests.agent_api.agent_calls import (
     enrol,
     last_seen,
     leased_fix,
+    until,
 )
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from vulfix.agent_api import MemoryJobNotifier
@@ -95,9 +96,7 @@ async def test_a_report_with_a_wait_brings_a_job_that_appears_during_it(
             headers=host.headers,
         )
     )
-    async with asyncio.timeout(5):  # the report reaches its wait
-        while notifier.waiting_hosts == 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
+    await until(lambda: notifier.waiting_hosts > 0)  # the report reaches its wait
     assert jobs.results[job.job_id].outcome == "success", "applied before the wait"
     later = jobs.add(host.quuid, fix_work(vul_id=102))
     notifier.notify([host.host_id])

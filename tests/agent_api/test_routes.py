@@ -17,6 +17,7 @@ from tests.agent_api.agent_calls import (
     enroll_body,
     last_seen,
     leased_fix,
+    until,
 )
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from vulfix.agent_api import MemoryJobNotifier
@@ -88,8 +89,7 @@ async def test_long_poll_returns_a_job_that_appears_during_the_wait(
     host = await enrol(http, registry, clock)
     started = time.monotonic()
     poll = asyncio.create_task(http.get(f"{API}/jobs", params={"wait": 30}, headers=host.headers))
-    while notifier.waiting_hosts == 0:  # noqa: ASYNC110 (waits for the poll to reach its wait)
-        await asyncio.sleep(0.005)
+    await until(lambda: notifier.waiting_hosts > 0)  # the poll reaches its wait
     job = jobs.add(host.quuid, fix_work())
     notifier.notify([host.host_id])
 
