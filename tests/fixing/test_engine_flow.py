@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.fixing.engine_harness import TIMINGS, Harness, make_harness
 from vulfix.fixing.agent_port import JobResult
 from vulfix.fixing.errors import CannotAutoFix, InvalidFixRequest
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.task_status import TaskLookup
+from vulfix.store.database import write_transaction
+from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.migrate import upgrade
 
 
@@ -44,6 +48,22 @@ async def test_a_task_snapshots_each_host_then_fixes_every_vulnerability(harness
     assert (status.fix_success_cnt, status.fix_fail_cnt) == (2, 0)
     assert all(s.snapshot_id.startswith("snap-") for s in status.view.snapshot_records)
     assert await harness.finding_state("h1", 102) == 6
+
+
+async def test_a_snapshot_taken_is_recorded_with_its_task_and_host(harness: Harness) -> None:
+    await harness.add_host("h1")
+    await harness.add_vulnerability(7, on=["h1"])
+    fix_id = await harness.create([(7, ["h1"])], save_days=3, snapshot_name="before-7")
+    await harness.finish("h1", seconds=5)
+
+    async with write_transaction(harness.store.engine) as conn:
+        (row,) = (await conn.execute(select(machine_snapshots))).all()
+    assert (row.fix_id, row.host_id) == (fix_id, harness.hosts["h1"].host_id)
+    assert (row.snapshot_name, row.disk_id, row.provider_ref) == ("before-7", "disk-h1", "ref")
+    assert row.expires_at - row.created_at == timedelta(days=3)
+    assert row.created_at == harness.clock.now().replace(tzinfo=None)
+    (record,) = (await harness.status(fix_id=fix_id)).view.snapshot_records
+    assert record.snapshot_id == row.snapshot_id
 
 
 async def test_a_failed_snapshot_blocks_its_host_and_a_retry_recovers_it(harness: Harness) -> None:

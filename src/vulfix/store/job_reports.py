@@ -26,15 +26,21 @@ from vulfix.fixing.agent_port import (
 from vulfix.fixing.statuses import FIX_UNFINISHED, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
-from vulfix.store.fixing_tables import JOB_WORK, fix_records, jobs, snapshot_records
+from vulfix.store.fixing_tables import (
+    JOB_WORK,
+    fix_items,
+    fix_records,
+    jobs,
+    snapshot_records,
+)
 from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
 from vulfix.store.record_updates import (
+    FixRecord,
+    SnapshotRecord,
     fail_snapshot,
-    fix_record,
     record_and_item,
     set_fix_statuses,
     set_snapshot_status,
-    snapshot_record,
 )
 from vulfix.store.row_locks import is_serialised, lock_task
 from vulfix.store.tables import fix_tasks, to_stored
@@ -46,8 +52,28 @@ JobRow = Row[Any]
 DELETE_RETRY = timedelta(hours=1)
 
 
-_HOST_JOB = select(*JOB_WORK).where(
-    jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id")
+# A reported job with what applying its report reads besides: its task's budgets and
+# snapshot settings, its host's disk, and its record's status, in one read (outer joins on
+# primary keys) instead of four statements.
+_REPORTED_JOB = (
+    select(
+        *JOB_WORK,
+        fix_tasks.c.max_concurrency,
+        fix_tasks.c.max_errors,
+        fix_tasks.c.snapshot_name,
+        fix_tasks.c.save_days,
+        hosts.c.disk_id,
+        snapshot_records.c.status.label("snapshot_status"),
+        fix_records.c.status.label("fix_status"),
+        fix_items.c.vul_id,
+    )
+    .select_from(jobs)
+    .join(hosts, hosts.c.id == jobs.c.host_id)
+    .outerjoin(fix_tasks, fix_tasks.c.fix_id == jobs.c.fix_id)
+    .outerjoin(snapshot_records, snapshot_records.c.id == jobs.c.snapshot_record_id)
+    .outerjoin(fix_records, fix_records.c.id == jobs.c.fix_record_id)
+    .outerjoin(fix_items, fix_items.c.id == fix_records.c.item_id)
+    .where(jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id"))
 )
 _TASK_SNAPSHOT = select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
     fix_tasks.c.fix_id == bindparam("fix_id")
@@ -65,13 +91,6 @@ _FINISH_JOB = (
         finished_at=bindparam("stamp"),
         duration_seconds=bindparam("seconds"),
     )
-)
-# What a machine snapshot row copies from its task and its host, in one read.
-_SNAPSHOT_SOURCES = (
-    select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days, hosts.c.disk_id)
-    .select_from(fix_tasks)
-    .join(hosts, hosts.c.id == bindparam("host_id"))
-    .where(fix_tasks.c.fix_id == bindparam("fix_id"))
 )
 _ADD_MACHINE_SNAPSHOT = hot.bound_insert(
     machine_snapshots,
@@ -178,13 +197,13 @@ async def apply_report(
     conn: AsyncConnection, host: HostIdentity, job_id: int, result: JobResult, now: datetime
 ) -> AppliedReport:
     parameters = {"job_id": job_id, "host_id": host.host_id}
-    job = (await hot.run(conn, _HOST_JOB, parameters)).first()
+    job = (await hot.run(conn, _REPORTED_JOB, parameters)).first()
     if job is None:
         raise UnknownJob(f"no job {job_id} for this host")
     if job.fix_id is not None and not is_serialised(conn):
         # Read again under the task's lock: a resend, a sweep or a cancel may have gone first.
         await lock_task(conn, int(job.fix_id))
-        job = (await hot.run(conn, _HOST_JOB, parameters)).one()
+        job = (await hot.run(conn, _REPORTED_JOB, parameters)).one()
     if job.state != "leased":
         detail = {
             "done": "already applied",
@@ -201,7 +220,7 @@ async def apply_report(
     claimed = await hot.run(conn, _FINISH_JOB, finish)
     if claimed.rowcount != 1:
         return AppliedReport(ReportOutcome(False, "already applied"))
-    moved_on, record = await _record_moved_on(conn, job)
+    moved_on, record = _record_moved_on(job, host)
     if moved_on:
         # Never a 500 that the agent would resend forever: the job is done, the record keeps
         # what it has. A snapshot the host did take is still recorded, so retention deletes it.
@@ -225,27 +244,29 @@ async def apply_report(
         )
     else:
         await _apply_snapshot_delete(conn, job.machine_snapshot_id, result, now)
-    finished = job.fix_id is not None and not await _host_has_work(
-        conn, int(job.fix_id), host.host_id
-    )
+    # Only a task with budgets admits hosts as others finish (`record_updates.admit_hosts`):
+    # in any other, whether the host has work left there changes nothing.
+    budgeted = bool(job.max_concurrency or job.max_errors)
+    finished = budgeted and not await _host_has_work(conn, int(job.fix_id), host.host_id)
     return AppliedReport(ReportOutcome(True), job.fix_id, finished)
 
 
-async def _record_moved_on(conn: AsyncConnection, job: JobRow) -> tuple[str, Any]:
+def _record_moved_on(job: JobRow, host: HostIdentity) -> tuple[str, Any]:
     """(What became of the job's record if it no longer waits for this report, else "";
-    the record as read, for the change that follows)."""
+    the record as read with the job, for the change that follows)."""
     if job.kind == "snapshot":
-        record = await snapshot_record(conn, int(job.snapshot_record_id))
-        assert record is not None, "a job's record outlives it"
-        snapshot = SnapshotStatus(record.status)
+        assert job.snapshot_status is not None, "a job's record outlives it"
+        snapshot = SnapshotStatus(job.snapshot_status)
         waiting = snapshot == SnapshotStatus.PENDING
-        return ("" if waiting else f"snapshot record is already {snapshot.name.lower()}"), record
+        moved_on = "" if waiting else f"snapshot record is already {snapshot.name.lower()}"
+        return moved_on, SnapshotRecord(int(snapshot), int(job.fix_id), host.host_id)
     if job.kind == "fix":
-        record = await fix_record(conn, int(job.fix_record_id))
-        assert record is not None, "a job's record outlives it"
-        fix = FixStatus(record.status)
+        assert job.fix_status is not None, "a job's record outlives it"
+        fix = FixStatus(job.fix_status)
         waiting = fix == FixStatus.DISPATCHED
-        return ("" if waiting else f"fix record is already {fix.name.lower()}"), record
+        moved_on = "" if waiting else f"fix record is already {fix.name.lower()}"
+        record_id = int(job.fix_record_id)
+        return moved_on, FixRecord(record_id, int(fix), int(job.fix_id), host.host_id, job.vul_id)
     return "", None
 
 
@@ -274,8 +295,6 @@ async def _record_machine_snapshot(
     conn: AsyncConnection, job: JobRow, host: HostIdentity, result: JobResult, now: datetime
 ) -> str:
     fix_id = int(job.fix_id)
-    sources = {"fix_id": fix_id, "host_id": host.host_id}
-    task = (await hot.run(conn, _SNAPSHOT_SOURCES, sources)).one()
     snapshot_id = new_snapshot_id()
     await hot.run(
         conn,
@@ -284,13 +303,13 @@ async def _record_machine_snapshot(
             "account_id": host.account_id,
             "host_id": host.host_id,
             "snapshot_id": snapshot_id,
-            "snapshot_name": task.snapshot_name,
-            "disk_id": task.disk_id,
+            "snapshot_name": job.snapshot_name,
+            "disk_id": job.disk_id,
             "provider_ref": result.provider_ref,
             "fix_id": fix_id,
             "created_at": to_stored(now),
             "expires_at": (
-                to_stored(now + timedelta(days=task.save_days)) if task.save_days else None
+                to_stored(now + timedelta(days=job.save_days)) if job.save_days else None
             ),
         },
     )

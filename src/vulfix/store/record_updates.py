@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, Update, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -82,6 +82,26 @@ _TASK_BUDGETS = select(
 _record_updates: dict[tuple[Table, tuple[str, ...]], Update] = {}
 
 
+class SnapshotRecord(NamedTuple):
+    """A snapshot record as a change reads it (`snapshot_record`'s columns), to hand to
+    `set_snapshot_status` as `current`."""
+
+    status: int
+    fix_id: int
+    host_id: int
+
+
+class FixRecord(NamedTuple):
+    """A fix record as a change reads it (`_FIX_RECORD`'s columns), to hand to
+    `set_fix_statuses` as `current`."""
+
+    id: int
+    status: int
+    fix_id: int
+    host_id: int
+    vul_id: int
+
+
 def _guarded_update(table: Table, columns: tuple[str, ...]) -> Update:
     """`UPDATE table SET columns WHERE id = :target_id AND status = :old_status`, built once
     per column set (building statements per call cost more than running them)."""
@@ -100,12 +120,6 @@ async def snapshot_record(conn: AsyncConnection, record_id: int) -> Any:
     """The snapshot record's status, fix_id and host_id (None if there is no such record),
     to hand to `set_snapshot_status` as `current` instead of reading it twice."""
     return (await hot.run(conn, _SNAPSHOT_RECORD, {"record_id": record_id})).first()
-
-
-async def fix_record(conn: AsyncConnection, record_id: int) -> Any:
-    """The fix record's id, status, fix_id, host_id and vul_id (None if there is no such
-    record), to hand to `set_fix_statuses` as `current` instead of reading it twice."""
-    return (await hot.run(conn, _FIX_RECORD, {"record_id": record_id})).first()
 
 
 async def record_and_item(conn: AsyncConnection, record_id: int) -> Any:
@@ -217,7 +231,7 @@ async def set_fix_statuses(
     current: Any = None,
 ) -> list[int]:
     """Moves fix records that may legally go to `new`; returns the ids that moved.
-    `current`: the one record given, as this transaction read it (`fix_record`)."""
+    `current`: the one record given, as this transaction read it (a `FixRecord`)."""
     ids = list(record_ids)
     if not ids:
         return []
