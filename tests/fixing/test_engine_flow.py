@@ -9,15 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tests.fixing.engine_harness import TIMINGS, Harness, make_harness
-from vulfix.fixing.agent_port import JobResult
+from vulfix.fixing.agent_port import FixWork, JobResult, PackageTarget
 from vulfix.fixing.errors import CannotAutoFix, InvalidFixRequest
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.task_status import TaskLookup
 from vulfix.store.database import write_transaction
-from vulfix.store.inventory_tables import machine_snapshots
+from vulfix.store.inventory_tables import machine_snapshots, vulnerabilities
 from vulfix.store.migrate import upgrade
 
 
@@ -245,6 +245,34 @@ async def test_a_report_wakes_its_host_unless_the_agent_takes_the_next_job_itsel
     harness.woken.clear()
     await harness.store.report(host, snapshot.job_id, success, harness.clock.now())
     assert harness.woken == [host.host_id], "a polling agent is woken for its next job"
+
+
+async def test_a_fix_job_asks_for_its_vulnerabilitys_packages_and_service(
+    harness: Harness,
+) -> None:
+    host = await harness.add_host("h1")
+    await harness.add_vulnerability(7, on=["h1"])
+    await harness.add_vulnerability(8, on=["h1"])
+    await harness.create([(7, ["h1"]), (8, ["h1"])])
+    snapshot = await harness.poll("h1")
+    assert snapshot is not None
+    success = JobResult("success", "", 0, "", "ref", 1)
+    _ack, fix = await harness.store.report_and_take_next(
+        host, snapshot.job_id, success, harness.clock.now()
+    )
+    assert fix is not None and isinstance(fix.work, FixWork) and fix.work.vul_id == 7
+    assert fix.work.packages == (PackageTarget("libexample", "1.2.3"),)
+    assert fix.work.service == "exampled"
+    assert await harness.poll("h1") == fix, "a poll is asked the same"
+
+    async with write_transaction(harness.store.engine) as conn:  # 8 leaves the inventory
+        await conn.execute(delete(vulnerabilities).where(vulnerabilities.c.vul_id == 8))
+    _ack, last = await harness.store.report_and_take_next(
+        host, fix.job_id, success, harness.clock.now()
+    )
+    assert last is not None and isinstance(last.work, FixWork) and last.work.vul_id == 8
+    assert (last.work.packages, last.work.service) == ((), "")
+    assert await harness.poll("h1") == last
 
 
 async def test_a_job_taken_with_a_report_is_dispatched_and_its_lease_runs_out_like_any(

@@ -135,7 +135,7 @@ class SqlFixingStore:
     async def _assignment(
         self, conn: AsyncConnection, host: HostIdentity, leased: job_queue.Leased
     ) -> JobAssignment:
-        work = await job_reports.work_of(conn, host.account_id, leased.job, leased.record)
+        work = await job_reports.work_of(conn, leased.job, leased.record)
         fix_id = leased.job.fix_id or 0
         return JobAssignment(leased.job_id, int(fix_id), self.timings.lease_seconds, work)
 

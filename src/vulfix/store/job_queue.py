@@ -90,9 +90,7 @@ _QUEUED_COLUMNS = (
     "created_at",
 )
 _QUEUE_JOB = hot.bound_insert(jobs, *_QUEUED_COLUMNS)
-_QUEUE_LEASED_JOB = hot.bound_insert(
-    jobs, *_QUEUED_COLUMNS, "leased_at", "lease_expires_at"
-).returning(jobs.c.job_id)
+_QUEUE_LEASED_JOB = hot.bound_insert(jobs, *_QUEUED_COLUMNS, "leased_at", "lease_expires_at")
 _RENEW_LEASE = (
     update(jobs)
     .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "leased")
@@ -226,7 +224,9 @@ async def lease_next_job(
         return None
     row = _job_row(job, account_id, host_id, "leased", now)
     row |= {"leased_at": row["created_at"], "lease_expires_at": to_stored(now + lease)}
-    job_id = int((await hot.run(conn, _QUEUE_LEASED_JOB, row)).scalar_one())
+    queued = await hot.run(conn, _QUEUE_LEASED_JOB, row)
+    assert queued.lastrowid is not None, "SQLite's driver gives the new row's id"
+    job_id = queued.lastrowid
     record = None
     if job.fix_record_id is not None:
         record = await dispatch_fix(conn, job.fix_record_id, now)

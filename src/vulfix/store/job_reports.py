@@ -33,7 +33,7 @@ from vulfix.store.fixing_tables import (
     jobs,
     snapshot_records,
 )
-from vulfix.store.inventory_tables import hosts, machine_snapshots, vulnerabilities
+from vulfix.store.inventory_tables import hosts, machine_snapshots
 from vulfix.store.record_updates import (
     FixRecord,
     SnapshotRecord,
@@ -77,10 +77,6 @@ _REPORTED_JOB = (
 )
 _TASK_SNAPSHOT = select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
     fix_tasks.c.fix_id == bindparam("fix_id")
-)
-_VULNERABILITY = select(vulnerabilities.c.packages, vulnerabilities.c.service).where(
-    vulnerabilities.c.account_id == bindparam("account_id"),
-    vulnerabilities.c.vul_id == bindparam("vul_id"),
 )
 _FINISH_JOB = (
     update(jobs)
@@ -146,34 +142,28 @@ def new_snapshot_id() -> str:
 Work = SnapshotWork | FixWork | SnapshotDeleteWork
 
 
-async def work_of(conn: AsyncConnection, account_id: int, job: Any, record: Any = None) -> Work:
+async def work_of(conn: AsyncConnection, job: Any, record: Any = None) -> Work:
     """What the agent is asked to do for `job` (a jobs row, or `job_queue.NextJob`); for a
     fix, `record` may bring its record and item as `record_updates.dispatch_fix` read them."""
     if job.kind == "snapshot":
         task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
         return SnapshotWork(task.snapshot_name, task.save_days)
     if job.kind == "fix":
-        return await _fix_work(conn, account_id, job.fix_record_id, record)
+        return await _fix_work(conn, job.fix_record_id, record)
     snap = (await hot.run(conn, _SNAPSHOT_TO_DELETE, {"row_id": job.machine_snapshot_id})).one()
     return SnapshotDeleteWork(snap.snapshot_id, snap.provider_ref)
 
 
-async def _fix_work(
-    conn: AsyncConnection, account_id: int, record_id: int, item: Any = None
-) -> FixWork:
+async def _fix_work(conn: AsyncConnection, record_id: int, item: Any = None) -> FixWork:
     if item is None:
         item = await record_and_item(conn, record_id)
-    parameters = {"account_id": account_id, "vul_id": item.vul_id}
-    vul = (await hot.run(conn, _VULNERABILITY, parameters)).first()
-    packages = tuple(
-        PackageTarget(p["Name"], p["FixedVersion"]) for p in (vul.packages if vul else [])
-    )
+    packages = tuple(PackageTarget(p["Name"], p["FixedVersion"]) for p in item.packages or ())
     return FixWork(
         vul_id=item.vul_id,
         vul_name=item.vul_name,
         fix_method=item.fix_method,
         packages=packages,
-        service=vul.service if vul else "",
+        service=item.service or "",
         kb_id=item.kb_id,
         kb_number=item.kb_number,
         kb_name=item.kb_name,

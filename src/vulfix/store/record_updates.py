@@ -22,7 +22,7 @@ from vulfix.fixing.statuses import FIX_FAILED, FIX_UNFINISHED, FixStatus, Snapsh
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
 from vulfix.store.fixing_tables import fix_items, fix_records, snapshot_records
-from vulfix.store.inventory_tables import findings
+from vulfix.store.inventory_tables import findings, vulnerabilities
 from vulfix.store.tables import fix_tasks, to_stored
 
 _BUMP_VERSION = (
@@ -45,7 +45,8 @@ _FIX_RECORD = (
     .join(fix_items, fix_items.c.id == fix_records.c.item_id)
     .where(fix_records.c.id == bindparam("record_id"))
 )
-# A fix record with the item it fixes: what dispatching it changes, and what its job asks.
+# A fix record with the item it fixes and the vulnerability's packages and service (none if
+# the vulnerability left the inventory): what dispatching it changes, and what its job asks.
 _RECORD_AND_ITEM = (
     select(
         *_FIX_RECORD_COLUMNS,
@@ -55,8 +56,18 @@ _RECORD_AND_ITEM = (
         fix_items.c.kb_number,
         fix_items.c.kb_name,
         fix_items.c.pre_kb_list,
+        vulnerabilities.c.packages,
+        vulnerabilities.c.service,
     )
     .join(fix_items, fix_items.c.id == fix_records.c.item_id)
+    .join(fix_tasks, fix_tasks.c.fix_id == fix_records.c.fix_id)
+    .outerjoin(
+        vulnerabilities,
+        and_(
+            vulnerabilities.c.account_id == fix_tasks.c.account_id,
+            vulnerabilities.c.vul_id == fix_items.c.vul_id,
+        ),
+    )
     .where(fix_records.c.id == bindparam("record_id"))
 )
 _FINDING_RECORDS = (
@@ -124,7 +135,8 @@ async def snapshot_record(conn: AsyncConnection, record_id: int) -> Any:
 
 async def record_and_item(conn: AsyncConnection, record_id: int) -> Any:
     """A fix record's id, status, fix_id and host_id with its item's vul_id, vul_name,
-    fix_method, kb_id, kb_number, kb_name and pre_kb_list."""
+    fix_method, kb_id, kb_number, kb_name and pre_kb_list, and its vulnerability's packages
+    and service (None if it left the inventory)."""
     return (await hot.run(conn, _RECORD_AND_ITEM, {"record_id": record_id})).one()
 
 
