@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import Column, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
 from vulfix.fixing.statuses import FIX_UNFINISHED, FixStatus, SnapshotStatus
-from vulfix.store.fixing_tables import jobs, snapshot_records
+from vulfix.store.fixing_tables import job_state_is, jobs, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.job_queue import schedule_hosts
 from vulfix.store.job_reports import DELETE_RETRY
@@ -65,9 +65,7 @@ async def expire_leases(
     """Leased jobs whose lease ran out: the agent lost contact. Returns (expired, hosts to wake)."""
     if not await take_sweep_turn(conn):
         return 0, []
-    rows = await _jobs_where(
-        conn, jobs.c.state == "leased", jobs.c.lease_expires_at < to_stored(now)
-    )
+    rows = await _jobs_where(conn, "leased", jobs.c.lease_expires_at, to_stored(now))
     reason = transitions.REASON_LEASE_EXPIRED.format(seconds=lease_seconds)
     expired, to_wake = 0, HostsByAccount()
     for job in rows:
@@ -88,7 +86,7 @@ async def time_out_dispatch(
     if not await take_sweep_turn(conn):
         return 0, []
     limit = to_stored(now - timedelta(seconds=timeout_seconds))
-    rows = await _jobs_where(conn, jobs.c.state == "queued", jobs.c.created_at < limit)
+    rows = await _jobs_where(conn, "queued", jobs.c.created_at, limit)
     reason = transitions.REASON_DISPATCH_TIMEOUT.format(seconds=timeout_seconds)
     timed_out, to_wake = 0, HostsByAccount()
     for job in rows:
@@ -128,8 +126,18 @@ async def _schedule(conn: AsyncConnection, by_account: HostsByAccount, now: date
     return woken
 
 
-async def _jobs_where(conn: AsyncConnection, *conditions: ColumnElement[bool]) -> list[Row[Any]]:
-    query = select(jobs).where(*conditions).order_by(jobs.c.job_id).limit(SWEEP_BATCH)
+async def _jobs_where(
+    conn: AsyncConnection, state: str, time: Column[datetime], before: datetime
+) -> list[Row[Any]]:
+    """The oldest jobs in `state` whose `time` is before `before`, in that order: the order
+    of the state's partial index, which then serves both the condition and the order (by
+    job id, SQLite would rather scan every job ever run)."""
+    query = (
+        select(jobs)
+        .where(job_state_is(state), time < before)
+        .order_by(time, jobs.c.job_id)
+        .limit(SWEEP_BATCH)
+    )
     return list((await conn.execute(query)).all())
 
 

@@ -16,8 +16,15 @@ from vulfix.fixing import errors, transitions
 from vulfix.fixing.host_log import HostLog
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.task_view import RETRY_WINDOW
-from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
+from vulfix.store.fixing_tables import (
+    fix_items,
+    fix_records,
+    job_state_is,
+    jobs,
+    snapshot_records,
+)
 from vulfix.store.inventory_tables import hosts, machine_snapshots
+from vulfix.store.job_queue import ACTIVE_STATES
 from vulfix.store.record_updates import set_fix_statuses, set_snapshot_status
 from vulfix.store.row_locks import lock_task
 from vulfix.store.tables import as_utc, fix_tasks, to_stored
@@ -190,15 +197,19 @@ async def cancel(conn: AsyncConnection, account_id: int, fix_id: int, now: datet
     await conn.execute(
         update(fix_tasks).where(fix_tasks.c.fix_id == fix_id).values(cancelled_at=to_stored(now))
     )
+    # The task's active jobs, found through its hosts' one active job each (the unique
+    # partial index) rather than among every job ever run.
+    task_hosts = select(snapshot_records.c.host_id).where(snapshot_records.c.fix_id == fix_id)
+    active = (jobs.c.host_id.in_(task_hosts), job_state_is(*ACTIVE_STATES), jobs.c.fix_id == fix_id)
     withdraw = (
         update(jobs)
-        .where(jobs.c.fix_id == fix_id, jobs.c.state == "queued")
+        .where(*active, jobs.c.state == "queued")
         .values(state="cancelled", outcome="cancelled", finished_at=to_stored(now))
         .returning(jobs.c.host_id)
     )
     withdrawn = [int(h) for h in (await conn.execute(withdraw)).scalars()]
     running = select(jobs.c.snapshot_record_id).where(
-        jobs.c.fix_id == fix_id, jobs.c.state == "leased", jobs.c.snapshot_record_id.is_not(None)
+        *active, jobs.c.state == "leased", jobs.c.snapshot_record_id.is_not(None)
     )
     pending = select(snapshot_records.c.id).where(
         snapshot_records.c.fix_id == fix_id,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
@@ -59,10 +59,14 @@ class SqlTaskReader:
         return DurationEstimates(snapshot or PRIORS.snapshot_seconds, fix or PRIORS.fix_seconds)
 
 
+# The partial index's own condition (`fixing_tables.job_state_is` says why a literal).
+_SUCCEEDED = jobs.c.outcome == literal_column("'success'")
+
+
 async def _mean_duration(conn: AsyncConnection, account_id: int, kind: str) -> float | None:
     recent = (
         select(jobs.c.duration_seconds)
-        .where(jobs.c.account_id == account_id, jobs.c.kind == kind, jobs.c.outcome == "success")
+        .where(jobs.c.account_id == account_id, jobs.c.kind == kind, _SUCCEEDED)
         .order_by(jobs.c.job_id.desc())
         .limit(OBSERVED_JOBS)
         .subquery()

@@ -21,7 +21,7 @@ from vulfix.store.inventory_tables import (
     machine_snapshots,
     vulnerabilities,
 )
-from vulfix.store.job_queue import ACTIVE_STATES
+from vulfix.store.job_queue import busy_hosts
 from vulfix.store.row_locks import lock_hosts
 from vulfix.store.tables import fix_tasks, to_stored
 
@@ -227,10 +227,7 @@ async def _queue_first_jobs(
 ) -> list[int]:
     """A new task's admitted hosts that are idle start now: a snapshot, or their first fix."""
     await lock_hosts(conn, admitted)
-    active = select(jobs.c.host_id).where(
-        jobs.c.account_id == account_id, jobs.c.state.in_(ACTIVE_STATES)
-    )
-    idle = set(admitted) - {int(h) for h in (await conn.execute(active)).scalars()}
+    idle = set(admitted) - await busy_hosts(conn, admitted)
     if not idle:
         return []
     snapshot_query = select(snapshot_records.c.host_id, snapshot_records.c.id).where(

@@ -16,23 +16,28 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of, chunks
-from vulfix.store.fixing_tables import JOB_WORK, fix_records, jobs, snapshot_records
+from vulfix.store.fixing_tables import (
+    JOB_WORK,
+    fix_records,
+    job_state_is,
+    jobs,
+    snapshot_records,
+)
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.record_updates import dispatch_fix, fix_status, snapshot_status
 from vulfix.store.row_locks import is_serialised, lock_hosts, lock_task
 from vulfix.store.tables import to_stored
 
 ACTIVE_STATES = ("queued", "leased")
-# The unique index's own condition, in literals: SQLite uses a partial index only where the
-# query repeats its WHERE term for term, and a bound state would leave it a sort over the
-# host's jobs in both states instead of one row.
-_ACTIVE = jobs.c.state.in_([literal_column(f"'{state}'") for state in ACTIVE_STATES])
+# The unique index's own condition: with bound states SQLite would sort the host's jobs in
+# both states instead of reading one row.
+_ACTIVE = job_state_is(*ACTIVE_STATES)
 
 _HOST_ACTIVE_JOB = (
     select(jobs.c.job_id, jobs.c.account_id, *JOB_WORK)
@@ -136,9 +141,7 @@ async def busy_hosts(conn: AsyncConnection, host_ids: Iterable[int]) -> set[int]
         )
     busy: set[int] = set()
     for chunk in chunks(ids):
-        query = select(jobs.c.host_id).where(
-            jobs.c.host_id.in_(chunk), jobs.c.state.in_(ACTIVE_STATES)
-        )
+        query = select(jobs.c.host_id).where(jobs.c.host_id.in_(chunk), _ACTIVE)
         busy.update(int(h) for h in (await conn.execute(query)).scalars())
     return busy
 

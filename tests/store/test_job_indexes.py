@@ -1,0 +1,66 @@
+"""The engine finds jobs through an index, never by reading every job ever run.
+
+Finished jobs pile up without bound, and the partial indexes hold only the jobs in the state
+a query looks for; SQLite uses one only where the query repeats its condition, and may prefer
+to scan the table in id order. Every statement the engine runs against `jobs` through a task's
+life (queueing, claims, reports, sweeps, a cancel, the observed durations) is traced on the
+driver and its plan read back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import event
+
+from tests.fixing.engine_harness import TIMINGS, Harness, make_harness
+from vulfix.fixing.agent_port import JobResult
+from vulfix.store.migrate import upgrade
+
+
+def _trace_statements(harness: Harness, traced: list[str]) -> None:
+    """Every statement run on the engine's connections from now on, values inlined."""
+
+    def traced_connection(dbapi_connection: object, _record: object) -> None:
+        driver = dbapi_connection._connection._live()  # type: ignore[attr-defined]
+        driver.set_trace_callback(traced.append)
+
+    event.listen(harness.store.engine.sync_engine, "connect", traced_connection)
+
+
+async def test_no_statement_of_the_engine_scans_the_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "vulfix.db"
+    upgrade(f"sqlite:///{path}")
+    harness = await make_harness(f"sqlite:///{path}")
+    await harness.store.engine.dispose()  # connections opened from here on are traced
+    traced: list[str] = []
+    _trace_statements(harness, traced)
+    try:
+        for n in range(4):
+            await harness.add_host(f"h{n}")
+        await harness.add_vulnerability(7, on=[f"h{n}" for n in range(4)])
+        await harness.add_vulnerability(8, on=["h0"])
+        fix_id = await harness.create([(7, ["h0", "h1", "h2", "h3"])])
+        assert await harness.drain("h0") == 2
+        second = await harness.create([(8, ["h0"])])
+        success = JobResult("success", "", 0, "", "ref", 1)
+        snapshot = await harness.poll("h1")
+        assert snapshot is not None
+        await harness.store.report_and_take_next(
+            harness.hosts["h1"], snapshot.job_id, success, harness.clock.now()
+        )
+        await harness.status(fix_id=fix_id)  # RemainingTime: the observed durations
+        harness.clock.advance(TIMINGS.lease_seconds + TIMINGS.dispatch_timeout + 1)
+        figures = await harness.store.sweep(harness.clock.now())
+        assert figures.leases_expired == 1 and figures.dispatch_timeouts >= 2
+        await harness.store.cancel(harness.account_id, second, harness.clock.now())
+    finally:
+        await harness.store.engine.dispose()
+
+    on_jobs = {sql for sql in traced if " jobs" in sql and not sql.startswith("INSERT")}
+    assert len(on_jobs) >= 8, "the trace caught the engine's statements"
+    with sqlite3.connect(path) as db:
+        for sql in sorted(on_jobs):
+            plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert not any(step.startswith("SCAN jobs") for step in plan), (sql, plan)
