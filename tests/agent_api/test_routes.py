@@ -155,6 +155,25 @@ async def test_a_bad_wait_is_422(
     agent_error(response, 422, "invalid_wait")
 
 
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("wait=0%2E05", 204),  # percent-encoded
+        ("wait=soon&wait=0.05", 204),  # the last value counts
+        ("wait=0.05&wait=soon", 422),
+        ("other=x&&wait=0.05", 204),
+        ("wait=", 422),
+        ("wait", 422),
+    ],
+)
+async def test_the_query_is_read_as_any_http_client_may_write_it(
+    http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, query: str, status: int
+) -> None:
+    host = await enrol(http, registry, clock)
+    response = await http.get(f"{API}/jobs?{query}", headers=host.headers)
+    assert response.status_code == status, response.text
+
+
 async def test_a_heartbeat_extends_the_running_jobs_lease(
     http: httpx.AsyncClient, registry: SqlHostRegistry, clock: ManualClock, jobs: FakeJobSource
 ) -> None:
