@@ -3,7 +3,7 @@ what SQLAlchemy would; on PostgreSQL they go through SQLAlchemy. Both engines in
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
@@ -15,7 +15,7 @@ from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
 from vulfix.store.database import read_transaction, write_transaction
 from vulfix.store.inventory_tables import hosts, vulnerabilities
-from vulfix.store.tables import accounts
+from vulfix.store.tables import accounts, to_stored
 
 SEEN = datetime(2026, 12, 5, 8, 30, 15, 250_000)
 
@@ -74,6 +74,27 @@ async def test_rows_read_and_written_are_what_sqlalchemy_reads_and_writes(
     first = fast[0]
     assert (first.vul_id, first.packages, first.cve_ids) == (1, packages, ["CVE-1"])
     assert first.updated_at == SEEN and isinstance(first.updated_at, datetime)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        '[{"Name": "libexample", "FixedVersion": "1.2.3"}]',
+        '["x\\u00e9", 123456789012345678901234567890, 1.5, null, {"a": 1, "a": 2}]',
+        "[NaN, 1e400]",  # json.loads reads these; msgspec refuses them
+        '["\\ud800"]',  # a lone surrogate, likewise
+    ],
+)
+async def test_json_is_read_as_sqlalchemy_reads_it(sqlite_engine: AsyncEngine, stored: str) -> None:
+    account = await _account(sqlite_engine)
+    parameters = {"account": account, "vul": 1, "created": SEEN, "packages": [], "cves": []}
+    async with write_transaction(sqlite_engine) as conn:
+        await hot.run(conn, _ADD_VULNERABILITY, parameters)
+        await conn.exec_driver_sql("UPDATE vulnerabilities SET packages = ?", (stored,))
+    async with read_transaction(sqlite_engine) as conn:
+        fast = (await hot.run(conn, _VULNERABILITY, {"account": account})).one()
+        plain = (await conn.execute(_VULNERABILITY, {"account": account})).one()
+    assert repr(fast.packages) == repr(plain.packages)  # repr: nan is not equal to itself
 
 
 async def test_a_guarded_update_counts_the_rows_it_changed(engine: AsyncEngine) -> None:
@@ -171,6 +192,26 @@ async def test_every_time_is_written_as_sqlalchemy_writes_it(
         written = dict(stored.all())
     assert written["hot"] == written["plain"]
     assert written["hot"].startswith(f"{moment.year:04d}-")
+
+
+async def test_a_time_written_again_and_again_is_written_right_each_time(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    now = datetime(2026, 12, 5, 9, 0, 0, 1, tzinfo=UTC)
+    later = now + timedelta(seconds=1)
+    same_value = datetime(2026, 12, 5, 9, 0, 0, 1, tzinfo=UTC)  # another object, equal
+    written = [now, now, later, same_value, now, later]
+    assert [to_stored(moment) for moment in written] == [
+        moment.replace(tzinfo=None) for moment in written
+    ]
+    async with write_transaction(sqlite_engine) as conn:
+        for n, moment in enumerate(written):
+            created = to_stored(moment)
+            await hot.run(conn, _ADD_ACCOUNT, {"name": f"a{n}", "app_id": n, "created": created})
+        stored = await conn.exec_driver_sql("SELECT created_at FROM accounts ORDER BY name")
+        texts = [row[0] for row in stored.all()]
+    first, second = "2026-12-05 09:00:00.000001", "2026-12-05 09:00:01.000001"
+    assert texts == [first, first, second, first, first, second]
 
 
 async def test_a_lone_read_sees_committed_rows_only(engine: AsyncEngine) -> None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Executable, Insert, Table, bindparam, insert
+import msgspec
+from sqlalchemy import JSON, Executable, Insert, Table, bindparam, insert
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import (
@@ -99,6 +100,8 @@ def bound_insert(table: Table, *columns: str) -> Insert:
     return insert(table).values({column: bindparam(column) for column in columns})
 
 
+_json_decode = msgspec.json.Decoder().decode
+
 # Far more than the hot path's statements.
 MAX_PLANS = 512
 _plans: dict[int, tuple[Executable, _Plan | None]] = {}
@@ -165,10 +168,28 @@ def _compile(dialect: Dialect, statement: Executable) -> _Plan | None:
     columns = compiled._result_columns
     if columns:
         row = _row_type([column.keyname for column in columns])
-        converters = tuple(
-            column.type._cached_result_processor(dialect, None) for column in columns
-        )
+        converters = tuple(_faster_result(dialect, column.type) for column in columns)
     return _Plan(str(compiled), parameters, row, converters)
+
+
+def _faster_result(dialect: Dialect, column_type: Any) -> Processor:
+    """The column's result processor, or a quicker one that reads the same values. SQLAlchemy
+    reads a JSON column with `json.loads`; msgspec parses the same text several times faster,
+    and whatever it would not parse goes to `json.loads` as before."""
+    convert: Processor = column_type._cached_result_processor(dialect, None)
+    if convert is None or not isinstance(column_type.dialect_impl(dialect), JSON):
+        return convert
+    slow = convert
+
+    def load(value: Any) -> Any:
+        if value.__class__ is str:
+            try:
+                return _json_decode(value)
+            except msgspec.DecodeError:
+                pass
+        return slow(value)
+
+    return load
 
 
 def _faster(dialect: Dialect, bind: BindParameter[Any], convert: Processor) -> Processor:
@@ -181,10 +202,19 @@ def _faster(dialect: Dialect, bind: BindParameter[Any], convert: Processor) -> P
     if not isinstance(impl, DATETIME) or impl._storage_format != DATETIME._storage_format:
         return convert
     slow = convert
+    # The last time written and its text: an operation writes its one `now` many times
+    # (`tables.to_stored` hands back the very same object each time).
+    # A pair read and replaced whole, so that threads sharing it never see halves of two.
+    last: list[tuple[Any, str]] = [(None, "")]
 
     def stamp(value: Any) -> Any:
+        seen, text = last[0]
+        if value is seen:
+            return text
         if value.__class__ is datetime and value.tzinfo is None:
-            return value.isoformat(" ", "microseconds")
+            text = value.isoformat(" ", "microseconds")
+            last[0] = (value, text)
+            return text
         return slow(value)
 
     return stamp

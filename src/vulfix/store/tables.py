@@ -94,6 +94,17 @@ def as_utc(stored: datetime) -> datetime:
     return stored.replace(tzinfo=UTC)
 
 
+# The last conversion: an operation converts its one `now` for each row it writes, a dozen
+# times per agent job (a tenth of a core at 10 000 agents, before this).
+_last_stored: tuple[datetime | None, datetime] = (None, datetime.min)
+
+
 def to_stored(moment: datetime) -> datetime:
     """An aware time as stored: naive UTC."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    global _last_stored
+    last = _last_stored
+    if last[0] is moment:
+        return last[1]
+    stored = moment.astimezone(UTC).replace(tzinfo=None)
+    _last_stored = (moment, stored)
+    return stored
