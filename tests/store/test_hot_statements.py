@@ -4,6 +4,7 @@ what SQLAlchemy would; on PostgreSQL they go through SQLAlchemy. Both engines in
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
@@ -13,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vulfix.fixing.errors import StorageUnavailable
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
-from vulfix.store.database import read_transaction, write_transaction
+from vulfix.store.database import create_engine, read_transaction, write_transaction
 from vulfix.store.inventory_tables import hosts, vulnerabilities
+from vulfix.store.migrate import upgrade
 from vulfix.store.tables import accounts, to_stored
 
 SEEN = datetime(2026, 12, 5, 8, 30, 15, 250_000)
@@ -212,6 +214,25 @@ async def test_a_time_written_again_and_again_is_written_right_each_time(
         texts = [row[0] for row in stored.all()]
     first, second = "2026-12-05 09:00:00.000001", "2026-12-05 09:00:01.000001"
     assert texts == [first, first, second, first, first, second]
+
+
+async def test_transactions_on_two_databases_at_once_each_write_their_own(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    upgrade(other_url)
+    other = create_engine(other_url)
+    try:
+        async with write_transaction(sqlite_engine) as first, write_transaction(other) as second:
+            for n, conn in enumerate([first, second, second, first, second]):
+                await hot.run(conn, _ADD_ACCOUNT, {"name": f"a{n}", "app_id": n, "created": SEEN})
+        async with read_transaction(sqlite_engine) as conn:
+            assert (await hot.run(conn, select(accounts.c.name), {})).scalars() == ["a0", "a3"]
+        async with read_transaction(other) as conn:
+            names = (await hot.run(conn, select(accounts.c.name), {})).scalars()
+            assert names == ["a1", "a2", "a4"]
+    finally:
+        await other.dispose()
 
 
 async def test_a_lone_read_sees_committed_rows_only(engine: AsyncEngine) -> None:

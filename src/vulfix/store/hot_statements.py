@@ -13,10 +13,12 @@ before: the result offers the few `Result` methods the store uses, either way.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
 import msgspec
@@ -54,6 +56,10 @@ class _Plan:
     parameters: tuple[_Parameter, ...]
     row: type[tuple[Any, ...]] | None  # a named tuple for statements returning rows
     converters: tuple[Processor, ...]
+    # The usual call names every parameter: its values in order in one C call
+    # (`operator.itemgetter`), then the few that need converting, by position.
+    values_of: Callable[[dict[str, Any]], tuple[Any, ...]]
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
 class Rows:
@@ -107,11 +113,29 @@ MAX_PLANS = 512
 _plans: dict[int, tuple[Executable, _Plan | None]] = {}
 
 
+# The connection last run on, its dialect and its `sqlite3` driver (None on PostgreSQL): a
+# shared transaction runs hundreds of statements on one connection, and reaching the driver
+# through SQLAlchemy's layers cost a microsecond each time. Held weakly, read and replaced
+# whole.
+_last_connection: tuple[weakref.ref[AsyncConnection] | None, Dialect | None, Any] = (
+    None,
+    None,
+    None,
+)
+
+
 async def run(conn: AsyncConnection, statement: Executable, parameters: dict[str, Any]) -> Rows:
     """`statement` with `parameters` in `conn`'s transaction."""
-    plan = _plan(conn.dialect, statement)
-    if plan is not None:
-        return _run_on_driver(_driver(conn.sync_connection), plan, parameters)
+    global _last_connection
+    last, dialect, driver = _last_connection
+    if last is None or last() is not conn:
+        dialect = conn.dialect
+        driver = _driver(conn.sync_connection) if dialect.name == "sqlite" else None
+        _last_connection = (weakref.ref(conn), dialect, driver)
+    if driver is not None and dialect is not None:
+        plan = _plan(dialect, statement)
+        if plan is not None:
+            return _run_on_driver(driver, plan, parameters)
     result = await conn.execute(statement, parameters)
     if not result.returns_rows:
         return Rows((), result.rowcount)
@@ -169,7 +193,22 @@ def _compile(dialect: Dialect, statement: Executable) -> _Plan | None:
     if columns:
         row = _row_type([column.keyname for column in columns])
         converters = tuple(_faster_result(dialect, column.type) for column in columns)
-    return _Plan(str(compiled), parameters, row, converters)
+    conversions = tuple(
+        (index, parameter.convert)
+        for index, parameter in enumerate(parameters)
+        if parameter.convert is not None
+    )
+    return _Plan(str(compiled), parameters, row, converters, _getter(parameters), conversions)
+
+
+def _getter(parameters: tuple[_Parameter, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    names = [parameter.name for parameter in parameters]
+    if not names:
+        return lambda _given: ()
+    if len(names) == 1:
+        one = itemgetter(names[0])
+        return lambda given: (one(given),)
+    return itemgetter(*names)
 
 
 def _faster_result(dialect: Dialect, column_type: Any) -> Processor:
@@ -235,18 +274,16 @@ def _driver(conn: Connection | None) -> sqlite3.Connection:
 
 
 def _run_on_driver(driver: sqlite3.Connection, plan: _Plan, given: dict[str, Any]) -> Rows:
-    values = []
-    for parameter in plan.parameters:
-        if parameter.name in given:
-            value = given[parameter.name]
-        elif parameter.required:  # as SQLAlchemy says it
-            problem = InvalidRequestError(
-                f"A value is required for bind parameter {parameter.name!r}"
-            )
-            raise StatementError(str(problem), plan.sql, given, problem)
-        else:
-            value = parameter.default
-        values.append(value if parameter.convert is None else parameter.convert(value))
+    values: Sequence[Any]
+    try:
+        values = plan.values_of(given)
+    except KeyError:
+        values = _values_and_defaults(plan, given)
+    else:
+        if plan.conversions:
+            values = list(values)
+            for index, convert in plan.conversions:
+                values[index] = convert(values[index])
     try:
         cursor = driver.execute(plan.sql, values)
         fetched = cursor.fetchall() if plan.row is not None else ()
@@ -261,4 +298,22 @@ def _run_on_driver(driver: sqlite3.Connection, plan: _Plan, given: dict[str, Any
             tuple(v if c is None else c(v) for c, v in zip(converters, r, strict=True))
             for r in fetched
         ]
-    return Rows([make(r) for r in fetched], cursor.rowcount)
+    return Rows(list(map(make, fetched)), cursor.rowcount)
+
+
+def _values_and_defaults(plan: _Plan, given: dict[str, Any]) -> list[Any]:
+    """The values of a call that leaves out some parameters: their defaults, or SQLAlchemy's
+    error where a value is required."""
+    values = []
+    for parameter in plan.parameters:
+        if parameter.name in given:
+            value = given[parameter.name]
+        elif parameter.required:  # as SQLAlchemy says it
+            problem = InvalidRequestError(
+                f"A value is required for bind parameter {parameter.name!r}"
+            )
+            raise StatementError(str(problem), plan.sql, given, problem)
+        else:
+            value = parameter.default
+        values.append(value if parameter.convert is None else parameter.convert(value))
+    return values
