@@ -241,22 +241,25 @@ def _faster(dialect: Dialect, bind: BindParameter[Any], convert: Processor) -> P
     if not isinstance(impl, DATETIME) or impl._storage_format != DATETIME._storage_format:
         return convert
     slow = convert
-    # The last time written and its text: an operation writes its one `now` many times
-    # (`tables.to_stored` hands back the very same object each time).
-    # A pair read and replaced whole, so that threads sharing it never see halves of two.
-    last: list[tuple[Any, str]] = [(None, "")]
 
     def stamp(value: Any) -> Any:
-        seen, text = last[0]
-        if value is seen:
-            return text
         if value.__class__ is datetime and value.tzinfo is None:
-            text = value.isoformat(" ", "microseconds")
-            last[0] = (value, text)
+            text = _stamps.get(value)
+            if text is None:
+                text = value.isoformat(" ", "microseconds")
+                if len(_stamps) >= MAX_STAMPS:
+                    _stamps.clear()
+                _stamps[value] = text
             return text
         return slow(value)
 
     return stamp
+
+
+# Times lately written, with their text: an operation writes its `now` and a time or two
+# derived from it into row after row, and a shared transaction interleaves many operations'.
+MAX_STAMPS = 256
+_stamps: dict[datetime, str] = {}
 
 
 def _row_type(names: list[str]) -> Any:
