@@ -13,6 +13,7 @@ from vulfix.fixing.transitions import REASON_BUDGET, REASON_CANCELLED
 from vulfix.store.database import write_transaction
 from vulfix.store.fixing_tables import fix_records, snapshot_records
 from vulfix.store.inventory_tables import machine_snapshots
+from vulfix.store.tables import to_stored
 
 
 async def fleet(harness: Harness, count: int, *, snapshots: bool = False) -> list[str]:
@@ -114,6 +115,23 @@ async def test_expired_snapshots_are_deleted_through_the_agent(harness: Harness)
     await harness.finish("h0")
     await harness.store.sweep(harness.clock.now())
     assert await harness.poll("h0") is None
+
+
+async def test_a_queued_delete_of_a_snapshot_already_gone_is_withdrawn_at_claim(
+    harness: Harness,
+) -> None:
+    quuids = await fleet(harness, 1, snapshots=True)
+    await harness.create([(7, quuids)], save_days=2)
+    await harness.drain("h0")
+    harness.clock.advance(2 * 86400 + 1)
+    await harness.set_online("h0", True)
+    await harness.store.sweep(harness.clock.now())  # queues the delete
+    async with write_transaction(harness.store.engine) as conn:  # whatever deleted it
+        await conn.execute(
+            update(machine_snapshots).values(deleted_at=to_stored(harness.clock.now()))
+        )
+    assert await harness.poll("h0") is None
+    assert await harness.poll("h0") is None, "and nothing was queued in its place"
 
 
 async def test_retry_rules_answer_with_the_documented_failures(harness: Harness) -> None:

@@ -32,17 +32,40 @@ from vulfix.store.fixing_tables import (
 from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.record_updates import dispatch_fix, fix_status, snapshot_status
 from vulfix.store.row_locks import is_serialised, lock_hosts, lock_task
-from vulfix.store.tables import to_stored
+from vulfix.store.tables import fix_tasks, to_stored
 
 ACTIVE_STATES = ("queued", "leased")
-# The unique index's own condition: with bound states SQLite would sort the host's jobs in
-# both states instead of reading one row.
+# A host has one active job at most (the unique partial index `uq_jobs_active_host`). The
+# index's own condition: with bound states SQLite would sort the host's jobs in both states
+# instead of reading one row.
 _ACTIVE = job_state_is(*ACTIVE_STATES)
 
 _HOST_ACTIVE_JOB = (
     select(jobs.c.job_id, jobs.c.account_id, *JOB_WORK)
     .where(jobs.c.host_id == bindparam("host_id"), _ACTIVE)
-    .order_by(jobs.c.job_id)
+    .limit(1)
+)
+# The same with what claiming the job reads besides, where one writer runs at a time and
+# nothing can change between reading and leasing (SQLite): whether its record still waits
+# for it, and a snapshot's settings from its task, in one read instead of three.
+_CLAIMABLE_JOB = (
+    select(
+        jobs.c.job_id,
+        jobs.c.account_id,
+        *JOB_WORK,
+        snapshot_records.c.status.label("snapshot_status"),
+        fix_records.c.status.label("fix_status"),
+        machine_snapshots.c.id.label("snapshot_row"),
+        machine_snapshots.c.deleted_at,
+        fix_tasks.c.snapshot_name,
+        fix_tasks.c.save_days,
+    )
+    .select_from(jobs)
+    .outerjoin(snapshot_records, snapshot_records.c.id == jobs.c.snapshot_record_id)
+    .outerjoin(fix_records, fix_records.c.id == jobs.c.fix_record_id)
+    .outerjoin(machine_snapshots, machine_snapshots.c.id == jobs.c.machine_snapshot_id)
+    .outerjoin(fix_tasks, fix_tasks.c.fix_id == jobs.c.fix_id)
+    .where(jobs.c.host_id == bindparam("host_id"), _ACTIVE)
     .limit(1)
 )
 _PENDING_SNAPSHOT = (
@@ -169,8 +192,9 @@ async def schedule_hosts(
 
 
 class Leased(NamedTuple):
-    """A job just leased to its host: its id, the job (a jobs row or a `NextJob`), and for a
-    fix just dispatched, its record and item as `record_updates.dispatch_fix` read them."""
+    """A job just leased to its host: its id, the job (a jobs row or a `NextJob`), and what
+    was read for its work: for a fix just dispatched, its record and item as
+    `record_updates.dispatch_fix` read them; for a snapshot, maybe its task's settings."""
 
     job_id: int
     job: Any
@@ -241,17 +265,22 @@ async def claim(
 ) -> tuple[Leased | None, list[int]]:
     """(the host's leased job (lease renewed), or its queued job now leased, or None if idle;
     hosts given a new job because the queued one was stale)."""
-    row = (await hot.run(conn, _HOST_ACTIVE_JOB, {"host_id": host_id})).first()
+    serialised = is_serialised(conn)
+    query = _CLAIMABLE_JOB if serialised else _HOST_ACTIVE_JOB
+    row = (await hot.run(conn, query, {"host_id": host_id})).first()
     if row is None:
         return None, []
+    # A snapshot's settings, if read with the job, for the work it asks (`job_reports.work_of`).
+    settings = row if serialised and row.kind == "snapshot" else None
     expires = to_stored(now + lease)
     if row.state == "leased":
         renewed = await hot.run(conn, _RENEW_LEASE, {"target_job": row.job_id, "expires": expires})
         # Zero rows: a sweep on another replica expired it a moment ago.
-        return (Leased(int(row.job_id), row) if renewed.rowcount == 1 else None), []
+        return (Leased(int(row.job_id), row, settings) if renewed.rowcount == 1 else None), []
     if row.fix_id is not None:
         await lock_task(conn, int(row.fix_id))
-    if not await _still_runnable(conn, row):
+    runnable = _runnable_as_read(row) if serialised else await _still_runnable(conn, row)
+    if not runnable:
         # Queued by one replica while another failed or cancelled its record (PostgreSQL):
         # withdraw it and queue what the host should run instead.
         withdrawn = await hot.run(
@@ -265,10 +294,19 @@ async def claim(
     )
     if result.rowcount != 1:
         return None, []  # another poll of this host, or a cancel, took it first
-    record = None
+    record = settings
     if row.fix_record_id is not None:
         record = await dispatch_fix(conn, int(row.fix_record_id), now)
     return Leased(int(row.job_id), row, record), []
+
+
+def _runnable_as_read(job: Any) -> bool:
+    """The queued job's record still waits for it, as `_CLAIMABLE_JOB` read it."""
+    if job.kind == "fix":
+        return bool(job.fix_status == FixStatus.WAITING)
+    if job.kind == "snapshot":
+        return bool(job.snapshot_status == SnapshotStatus.PENDING)
+    return job.snapshot_row is not None and job.deleted_at is None
 
 
 async def _still_runnable(conn: AsyncConnection, job: Row[Any]) -> bool:

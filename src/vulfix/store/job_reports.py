@@ -150,10 +150,14 @@ Work = SnapshotWork | FixWork | SnapshotDeleteWork
 
 
 async def work_of(conn: AsyncConnection, job: Any, record: Any = None) -> Work:
-    """What the agent is asked to do for `job` (a jobs row, or `job_queue.NextJob`); for a
-    fix, `record` may bring its record and item as `record_updates.dispatch_fix` read them."""
+    """What the agent is asked to do for `job` (a jobs row, or `job_queue.NextJob`). `record`
+    may bring what was read already: for a fix, its record and item as
+    `record_updates.dispatch_fix` read them; for a snapshot, its task's snapshot_name and
+    save_days."""
     if job.kind == "snapshot":
-        task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
+        task = record
+        if task is None:
+            task = (await hot.run(conn, _TASK_SNAPSHOT, {"fix_id": job.fix_id})).one()
         return SnapshotWork(task.snapshot_name, task.save_days)
     if job.kind == "fix":
         return await _fix_work(conn, job.fix_record_id, record)
