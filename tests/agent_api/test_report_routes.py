@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.agent_api.agent_calls import (
     API,
+    Enrolled,
     agent_error,
     enrol,
     last_seen,
@@ -20,6 +22,7 @@ from tests.agent_api.agent_calls import (
 )
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from vulfix.agent_api import MemoryJobNotifier
+from vulfix.agent_api.dispatch import AgentDispatch
 from vulfix.agent_protocol import MAX_OUTPUT_TAIL
 from vulfix.fixing.agent_port import SnapshotWork
 from vulfix.fixing.clock import ManualClock
@@ -242,3 +245,60 @@ async def test_an_over_long_output_tail_keeps_its_last_64_kib(
     assert response.status_code == 200
     assert jobs.results[job.job_id].output_tail == "b" * MAX_OUTPUT_TAIL
     assert jobs.results[job.job_id].reason == "r" * 1024
+
+
+async def _report_in_messages(
+    app: AgentDispatch, host: Enrolled, job_id: int, messages: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Drives the report endpoint as an ASGI server delivers a body: in `messages`."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": f"{API}/jobs/{job_id}/result",
+        "query_string": b"", "client": ("127.0.0.1", 5000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in host.headers.items()],
+    }  # fmt: skip
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_report_body_in_several_messages_is_read_whole(
+    app: AgentDispatch,
+    http: httpx.AsyncClient,
+    registry: SqlHostRegistry,
+    clock: ManualClock,
+    jobs: FakeJobSource,
+) -> None:
+    host, job = await leased_fix(http, registry, clock, jobs)
+    body = json.dumps({"outcome": "failure", "reason": "dpkg: error", "exit_code": 100}).encode()
+    parts = [body[:7], b"", body[7:20], body[20:]]
+    messages = [
+        {"type": "http.request", "body": part, "more_body": n < len(parts) - 1}
+        for n, part in enumerate(parts)
+    ]
+    sent = await _report_in_messages(app, host, job.job_id, messages)
+    assert sent[0]["status"] == 200, sent
+    assert jobs.results[job.job_id].reason == "dpkg: error"
+
+
+async def test_a_report_whose_agent_leaves_mid_body_changes_nothing(
+    app: AgentDispatch,
+    http: httpx.AsyncClient,
+    registry: SqlHostRegistry,
+    clock: ManualClock,
+    jobs: FakeJobSource,
+) -> None:
+    host, job = await leased_fix(http, registry, clock, jobs)
+    messages = [
+        {"type": "http.request", "body": b'{"outcome": "succ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = await _report_in_messages(app, host, job.job_id, messages)
+    assert sent[0]["status"] == 400
+    assert jobs.report_calls == 0 and jobs.results == {}

@@ -217,6 +217,29 @@ async def test_re_enrolment_also_forgets_a_cached_old_token(engine: AsyncEngine)
     assert await registry.authenticate(first.host_token) is None
 
 
+async def test_a_host_is_remembered_only_once_authenticated_and_not_after_re_enrolment(
+    engine: AsyncEngine,
+) -> None:
+    registry = SqlHostRegistry(engine)  # caches identities
+    token = await registry.create_enrollment_token("alice", DAY, NOW)
+    first = await registry.enroll(token, facts("q-1"), NOW)
+    assert registry.remembered(first.host_token) is None, "not read yet: ask the store"
+    host = await registry.authenticate(first.host_token)
+    assert host is not None and registry.remembered(first.host_token) == host
+
+    second = await registry.enroll(token, facts("q-1"), NOW)
+    assert registry.remembered(first.host_token) is None
+    assert registry.remembered(second.host_token) is None
+    assert registry.remembered("") is None and registry.remembered("x" * 10_000) is None
+
+
+async def test_nothing_is_remembered_without_a_cache(registry: SqlHostRegistry) -> None:
+    token = await registry.create_enrollment_token("alice", DAY, NOW)
+    enrolled = await registry.enroll(token, facts("q-1"), NOW)
+    assert await registry.authenticate(enrolled.host_token) is not None
+    assert registry.remembered(enrolled.host_token) is None
+
+
 async def test_authenticate_refuses_unknown_and_absurd_tokens(registry: SqlHostRegistry) -> None:
     assert await registry.authenticate("") is None
     assert await registry.authenticate("vfh_unknown") is None

@@ -101,17 +101,33 @@ def _answering_refusals(endpoint: Endpoint) -> Endpoint:
     return answered
 
 
+def _header(request: Request, name: bytes) -> str | None:
+    """The first value of a header (`name` in lower case, as ASGI servers give names): what
+    `request.headers.get` answers, without building the headers' object for one look."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    declared = _header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT:
         raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
     body = bytearray()
     size = 0
-    async for chunk in request.stream():
+    # The ASGI messages themselves, as `request.stream()` reads them, without its generator.
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size <= limit:
             body += chunk
         elif size > DRAIN_LIMIT:
+            break
+        if not message.get("more_body", False):
             break
     if size > limit:
         raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
@@ -171,10 +187,16 @@ def agent_routes(
     runs in `lane`; reading bodies and waiting for a job do not hold a place in it."""
 
     async def host_of(request: Request) -> HostIdentity:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        """The host the request's token names. A token just seen needs no place in the lane:
+        under load the lane is full, and an agent's request would wait twice."""
+        scheme, _, token = (_header(request, b"authorization") or "").partition(" ")
+        token = token.strip()
         host = None
-        if scheme.lower() == "bearer" and token.strip():
-            host = await registry.authenticate(token.strip())
+        if scheme.lower() == "bearer" and token:
+            host = registry.remembered(token)
+            if host is None:
+                async with lane.admitted():
+                    host = await registry.authenticate(token)
         if host is None:
             raise Refusal(401, "unauthorized", "a valid host token is required")
         return host
@@ -200,8 +222,7 @@ def agent_routes(
 
     @_answering_refusals
     async def heartbeat(request: Request) -> Response:
-        async with lane.admitted():
-            host = await host_of(request)
+        host = await host_of(request)
         body = await _read_body(request, HEARTBEAT_BODY_LIMIT)
         beat = _decode(body, _heartbeat_decoder) if body.strip() else wire.Heartbeat()
         job_id = beat.running_job_id
@@ -226,8 +247,8 @@ def agent_routes(
     @_answering_refusals
     async def next_job(request: Request) -> Response:
         wait = _poll_wait(_query(request))
+        host = await host_of(request)
         async with lane.admitted():
-            host = await host_of(request)
             await registry.touch(host, clock.now())
             job = await jobs.next_job(host, clock.now())
         if job is None:
@@ -238,8 +259,7 @@ def agent_routes(
 
     @_answering_refusals
     async def report(request: Request) -> Response:
-        async with lane.admitted():
-            host = await host_of(request)
+        host = await host_of(request)
         job_id = translation.parse_id(request.path_params["job_id"])
         if job_id is None:
             raise Refusal(404, "unknown_job", "no such job for this host")

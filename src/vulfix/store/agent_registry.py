@@ -225,6 +225,14 @@ class SqlHostRegistry:
             raise EnrollmentRefused("the enrolment token has expired")
         return int(row.account_id)
 
+    def remembered(self, host_token: str) -> HostIdentity | None:
+        if not host_token or len(host_token) > MAX_TOKEN_LENGTH:
+            return None
+        cached = self._identities.get(token_hash(host_token))
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
+
     async def authenticate(self, host_token: str) -> HostIdentity | None:
         if not host_token or len(host_token) > MAX_TOKEN_LENGTH:
             return None
