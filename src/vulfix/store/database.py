@@ -136,7 +136,23 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(BEGIN_MODE_OPTION, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+        begin = f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}"
+        # On the driver itself: through `exec_driver_sql` SQLAlchemy's execution machinery
+        # cost more than the BEGIN, once per agent transaction. Its errors are SQLAlchemy's.
+        try:
+            sqlite_driver(conn).execute(begin)
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(begin, (), error, sqlite3.Error) from error
+
+
+def sqlite_driver(conn: Connection | None) -> sqlite3.Connection:
+    """The `sqlite3` connection under `conn`, through our inline adapter where it runs."""
+    assert conn is not None
+    driver = conn.connection.driver_connection
+    if isinstance(driver, inline_sqlite.Connection):
+        return driver._live()
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
 
 
 def _switch_to_wal(cursor: Any) -> None:

@@ -24,7 +24,7 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import JSON, Executable, Insert, Table, bindparam, insert
 from sqlalchemy.dialects.sqlite import DATETIME
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DBAPIError,
     InvalidRequestError,
@@ -37,7 +37,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
-from vulfix.store.database import read_row, storage_errors
+from vulfix.store.database import read_row, sqlite_driver, storage_errors
 
 Processor = Callable[[Any], Any] | None
 
@@ -130,7 +130,7 @@ async def run(conn: AsyncConnection, statement: Executable, parameters: dict[str
     last, dialect, driver = _last_connection
     if last is None or last() is not conn:
         dialect = conn.dialect
-        driver = _driver(conn.sync_connection) if dialect.name == "sqlite" else None
+        driver = sqlite_driver(conn.sync_connection) if dialect.name == "sqlite" else None
         _last_connection = (weakref.ref(conn), dialect, driver)
     if driver is not None and dialect is not None:
         plan = _plan(dialect, statement)
@@ -151,7 +151,7 @@ async def read_first(engine: AsyncEngine, statement: Executable, parameters: dic
 
     def hop() -> Any:
         with engine.sync_engine.connect() as conn:
-            return _run_on_driver(_driver(conn), plan, parameters).first()
+            return _run_on_driver(sqlite_driver(conn), plan, parameters).first()
 
     with storage_errors():
         return await greenlet_spawn(hop)
@@ -265,15 +265,6 @@ _stamps: dict[datetime, str] = {}
 def _row_type(names: list[str]) -> Any:
     make: Any = namedtuple  # a type built at run time, from the statement's columns
     return make("HotRow", names, rename=True)
-
-
-def _driver(conn: Connection | None) -> sqlite3.Connection:
-    """The `sqlite3` connection under `conn` (through SQLAlchemy's adapter and ours)."""
-    assert conn is not None
-    adapted = conn.connection.dbapi_connection
-    inline = adapted._connection  # type: ignore[union-attr]
-    driver: sqlite3.Connection = inline._live()
-    return driver
 
 
 def _run_on_driver(driver: sqlite3.Connection, plan: _Plan, given: dict[str, Any]) -> Rows:
