@@ -25,7 +25,6 @@ from vulfix.store.inventory_tables import machine_snapshots
 from vulfix.store.job_queue import schedule_hosts
 from vulfix.store.job_reports import DELETE_RETRY
 from vulfix.store.record_updates import (
-    admit_hosts,
     fail_snapshot,
     fix_status,
     set_fix_statuses,
@@ -33,6 +32,7 @@ from vulfix.store.record_updates import (
 )
 from vulfix.store.row_locks import lock_hosts, lock_task, take_sweep_turn
 from vulfix.store.tables import to_stored
+from vulfix.store.task_admission import admit_hosts
 
 SWEEP_BATCH = 1000
 HostsByAccount = dict[int, set[int]]

@@ -245,7 +245,7 @@ async def apply_report(
         )
     else:
         await _apply_snapshot_delete(conn, job.machine_snapshot_id, result, now)
-    # Only a task with budgets admits hosts as others finish (`record_updates.admit_hosts`):
+    # Only a task with budgets admits hosts as others finish (`task_admission.admit_hosts`):
     # in any other, whether the host has work left there changes nothing.
     budgeted = bool(job.max_concurrency or job.max_errors)
     finished = budgeted and not await _host_has_work(conn, int(job.fix_id), host.host_id)
