@@ -6,6 +6,11 @@ every host enrols, then one CreateVulFix over all of them runs a snapshot and a 
 each. A round trip is one job: its delivery (in a poll's answer, or in the answer to the
 host's previous report) and its report. Target >= 0.1.
 
+The ceiling is measured before the fleet enrols and again once it has stopped, and the mean
+of the two taken: a shared machine's speed drifts over the minutes a big fleet's enrolment
+takes, and a ceiling measured once, minutes before the task, moved single runs' ratios by a
+fifth either way.
+
 Usage: python bench/agents.py [--hosts 10000]
 """
 
@@ -215,7 +220,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        ceiling = raw_ceiling(directory, 4)
+        ceiling_before = raw_ceiling(directory, 4)
         client_rate, client_cpu = client_ceiling(directory, 4)
         with enrolled_fleet(directory, args.hosts, 20, "--speed", "1000000") as fleet:
             api = Api(fleet.secret_id, fleet.secret_key)
@@ -235,10 +240,15 @@ def main() -> None:
             server_cpu, agents_cpu = (
                 cpu_seconds(pid) - before for pid, before in zip(processes, cpu_before, strict=True)
             )
+        ceiling_after = raw_ceiling(directory, 4)
+    ceiling = (ceiling_before + ceiling_after) / 2
     enrolled = fleet.enrolment_seconds
     rate = expected / elapsed
     print(f"enrolment of {args.hosts} agents: {enrolled:.1f} s ({args.hosts / enrolled:.0f}/s)")
-    print(f"raw ASGI ceiling: {ceiling:.0f} req/s")
+    print(
+        f"raw ASGI ceiling: {ceiling:.0f} req/s (before the fleet {ceiling_before:.0f}, "
+        f"after it {ceiling_after:.0f})"
+    )
     print(
         f"the agents' client alone (reports to the raw app): {client_rate:.0f} req/s, "
         f"{client_cpu:.0f} us CPU each; at {REQUESTS_PER_JOB} a job (a poll and two reports "
