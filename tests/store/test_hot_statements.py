@@ -112,6 +112,30 @@ async def test_a_guarded_update_counts_the_rows_it_changed(engine: AsyncEngine) 
         assert (await conn.execute(name)).scalar_one() == "renamed"
 
 
+_RENAME_OR_DEFAULT = (
+    update(vulnerabilities)
+    .where(vulnerabilities.c.vul_id == bindparam("vul"), vulnerabilities.c.level == "high")
+    .values(vul_name=bindparam("name", value="unnamed"), updated_at=bindparam("stamp"))
+)
+
+
+async def test_a_parameter_with_a_value_of_its_own_takes_it_unless_given(
+    engine: AsyncEngine,
+) -> None:
+    account = await _account(engine)
+    parameters = {"account": account, "vul": 1, "created": SEEN, "packages": [], "cves": []}
+    later = SEEN + timedelta(minutes=1)
+    names = select(vulnerabilities.c.vul_name, vulnerabilities.c.updated_at)
+    async with write_transaction(engine) as conn:
+        await hot.run(conn, _ADD_VULNERABILITY, parameters)
+        await hot.run(conn, _RENAME_OR_DEFAULT, {"vul": 1, "stamp": later})
+        assert tuple((await conn.execute(names)).one()) == ("unnamed", later)
+        await hot.run(conn, _RENAME_OR_DEFAULT, {"vul": 1, "stamp": SEEN, "name": "given"})
+        assert tuple((await conn.execute(names)).one()) == ("given", SEEN)
+        with pytest.raises(StatementError, match="stamp"):
+            await hot.run(conn, _RENAME_OR_DEFAULT, {"vul": 1})
+
+
 async def test_fixed_lists_and_expanding_lists_select_alike(engine: AsyncEngine) -> None:
     account = await _account(engine)
     async with write_transaction(engine) as conn:

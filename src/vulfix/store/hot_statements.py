@@ -56,10 +56,14 @@ class _Plan:
     parameters: tuple[_Parameter, ...]
     row: type[tuple[Any, ...]] | None  # a named tuple for statements returning rows
     converters: tuple[Processor, ...]
-    # The usual call names every parameter: its values in order in one C call
-    # (`operator.itemgetter`), then the few that need converting, by position.
+    # The usual call gives the statement's required parameters and none of its literals: the
+    # values it gives in one C call (`operator.itemgetter`), put in their places among the
+    # literals' (converted once, here), then the few that need converting.
     values_of: Callable[[dict[str, Any]], tuple[Any, ...]]
-    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
+    given_at: tuple[int, ...]
+    defaults: tuple[Any, ...]  # every place's value when not given, converted
+    optional: frozenset[str]  # parameters with a value of their own, which a call may give
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]  # of the given places
 
 
 class Rows:
@@ -193,16 +197,28 @@ def _compile(dialect: Dialect, statement: Executable) -> _Plan | None:
     if columns:
         row = _row_type([column.keyname for column in columns])
         converters = tuple(_faster_result(dialect, column.type) for column in columns)
-    conversions = tuple(
-        (index, parameter.convert)
-        for index, parameter in enumerate(parameters)
-        if parameter.convert is not None
+    given_at = tuple(index for index, parameter in enumerate(parameters) if parameter.required)
+    return _Plan(
+        str(compiled),
+        parameters,
+        row,
+        converters,
+        values_of=_getter([parameters[index].name for index in given_at]),
+        given_at=given_at,
+        defaults=tuple(
+            None if p.required else p.default if p.convert is None else p.convert(p.default)
+            for p in parameters
+        ),
+        optional=frozenset(p.name for p in parameters if not p.required),
+        conversions=tuple(
+            (index, convert)
+            for index in given_at
+            if (convert := parameters[index].convert) is not None
+        ),
     )
-    return _Plan(str(compiled), parameters, row, converters, _getter(parameters), conversions)
 
 
-def _getter(parameters: tuple[_Parameter, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    names = [parameter.name for parameter in parameters]
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     if not names:
         return lambda _given: ()
     if len(names) == 1:
@@ -268,16 +284,7 @@ def _row_type(names: list[str]) -> Any:
 
 
 def _run_on_driver(driver: sqlite3.Connection, plan: _Plan, given: dict[str, Any]) -> Rows:
-    values: Sequence[Any]
-    try:
-        values = plan.values_of(given)
-    except KeyError:
-        values = _values_and_defaults(plan, given)
-    else:
-        if plan.conversions:
-            values = list(values)
-            for index, convert in plan.conversions:
-                values[index] = convert(values[index])
+    values = _values(plan, given)
     try:
         cursor = driver.execute(plan.sql, values)
         fetched = cursor.fetchall() if plan.row is not None else ()
@@ -293,6 +300,24 @@ def _run_on_driver(driver: sqlite3.Connection, plan: _Plan, given: dict[str, Any
             for r in fetched
         ]
     return Rows(list(map(make, fetched)), cursor.rowcount)
+
+
+def _values(plan: _Plan, given: dict[str, Any]) -> Sequence[Any]:
+    """The statement's values in order, for a call giving `given`."""
+    if plan.optional and not plan.optional.isdisjoint(given):
+        return _values_and_defaults(plan, given)  # a literal's value given: the careful way
+    try:
+        picked = plan.values_of(given)
+    except KeyError:
+        return _values_and_defaults(plan, given)  # SQLAlchemy's error for the missing one
+    if not plan.conversions and len(picked) == len(plan.defaults):
+        return picked
+    values = list(plan.defaults)
+    for index, value in zip(plan.given_at, picked, strict=True):
+        values[index] = value
+    for index, convert in plan.conversions:
+        values[index] = convert(values[index])
+    return values
 
 
 def _values_and_defaults(plan: _Plan, given: dict[str, Any]) -> list[Any]:
