@@ -161,6 +161,19 @@ enrollment_tokens = Table(
 )
 
 
+# A job with its task and its record, whichever kind it has (outer joins on primary keys),
+# and the record's status under a name of each kind: what a report or a claim decides by.
+JOB_WITH_RECORD = (
+    jobs.outerjoin(fix_tasks, fix_tasks.c.fix_id == jobs.c.fix_id)
+    .outerjoin(snapshot_records, snapshot_records.c.id == jobs.c.snapshot_record_id)
+    .outerjoin(fix_records, fix_records.c.id == jobs.c.fix_record_id)
+)
+RECORD_STATUSES = (
+    snapshot_records.c.status.label("snapshot_status"),
+    fix_records.c.status.label("fix_status"),
+)
+
+
 def job_state_is(*states: str) -> ColumnElement[bool]:
     """`jobs.state` is one of `states`, written as literals: SQLite uses a partial index only
     where a query repeats the index's condition term for term, and PostgreSQL's generic plans

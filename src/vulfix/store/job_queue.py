@@ -23,7 +23,9 @@ from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatu
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of, chunks
 from vulfix.store.fixing_tables import (
+    JOB_WITH_RECORD,
     JOB_WORK,
+    RECORD_STATUSES,
     fix_records,
     job_state_is,
     jobs,
@@ -53,18 +55,17 @@ _CLAIMABLE_JOB = (
         jobs.c.job_id,
         jobs.c.account_id,
         *JOB_WORK,
-        snapshot_records.c.status.label("snapshot_status"),
-        fix_records.c.status.label("fix_status"),
+        *RECORD_STATUSES,
         machine_snapshots.c.id.label("snapshot_row"),
         machine_snapshots.c.deleted_at,
         fix_tasks.c.snapshot_name,
         fix_tasks.c.save_days,
     )
-    .select_from(jobs)
-    .outerjoin(snapshot_records, snapshot_records.c.id == jobs.c.snapshot_record_id)
-    .outerjoin(fix_records, fix_records.c.id == jobs.c.fix_record_id)
-    .outerjoin(machine_snapshots, machine_snapshots.c.id == jobs.c.machine_snapshot_id)
-    .outerjoin(fix_tasks, fix_tasks.c.fix_id == jobs.c.fix_id)
+    .select_from(
+        JOB_WITH_RECORD.outerjoin(
+            machine_snapshots, machine_snapshots.c.id == jobs.c.machine_snapshot_id
+        )
+    )
     .where(jobs.c.host_id == bindparam("host_id"), _ACTIVE)
     .limit(1)
 )

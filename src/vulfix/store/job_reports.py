@@ -28,7 +28,9 @@ from vulfix.fixing.statuses import FIX_UNFINISHED, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
 from vulfix.store.fixing_tables import (
+    JOB_WITH_RECORD,
     JOB_WORK,
+    RECORD_STATUSES,
     fix_items,
     fix_records,
     jobs,
@@ -64,16 +66,14 @@ _REPORTED_JOB = (
         fix_tasks.c.snapshot_name,
         fix_tasks.c.save_days,
         hosts.c.disk_id,
-        snapshot_records.c.status.label("snapshot_status"),
-        fix_records.c.status.label("fix_status"),
+        *RECORD_STATUSES,
         fix_items.c.vul_id,
     )
-    .select_from(jobs)
-    .join(hosts, hosts.c.id == jobs.c.host_id)
-    .outerjoin(fix_tasks, fix_tasks.c.fix_id == jobs.c.fix_id)
-    .outerjoin(snapshot_records, snapshot_records.c.id == jobs.c.snapshot_record_id)
-    .outerjoin(fix_records, fix_records.c.id == jobs.c.fix_record_id)
-    .outerjoin(fix_items, fix_items.c.id == fix_records.c.item_id)
+    .select_from(
+        JOB_WITH_RECORD.join(hosts, hosts.c.id == jobs.c.host_id).outerjoin(
+            fix_items, fix_items.c.id == fix_records.c.item_id
+        )
+    )
     .where(jobs.c.job_id == bindparam("job_id"), jobs.c.host_id == bindparam("host_id"))
 )
 _TASK_SNAPSHOT = select(fix_tasks.c.snapshot_name, fix_tasks.c.save_days).where(
