@@ -17,14 +17,13 @@ from vulfix.fixing.host_log import HostLog
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.task_view import RETRY_WINDOW
 from vulfix.store.fixing_tables import (
+    JOB_ACTIVE,
     fix_items,
     fix_records,
-    job_state_is,
     jobs,
     snapshot_records,
 )
 from vulfix.store.inventory_tables import hosts, machine_snapshots
-from vulfix.store.job_queue import ACTIVE_STATES
 from vulfix.store.record_updates import set_fix_statuses, set_snapshot_status
 from vulfix.store.row_locks import lock_task
 from vulfix.store.tables import as_utc, fix_tasks, to_stored
@@ -200,7 +199,7 @@ async def cancel(conn: AsyncConnection, account_id: int, fix_id: int, now: datet
     # The task's active jobs, found through its hosts' one active job each (the unique
     # partial index) rather than among every job ever run.
     task_hosts = select(snapshot_records.c.host_id).where(snapshot_records.c.fix_id == fix_id)
-    active = (jobs.c.host_id.in_(task_hosts), job_state_is(*ACTIVE_STATES), jobs.c.fix_id == fix_id)
+    active = (jobs.c.host_id.in_(task_hosts), JOB_ACTIVE, jobs.c.fix_id == fix_id)
     withdraw = (
         update(jobs)
         .where(*active, jobs.c.state == "queued")

@@ -21,9 +21,19 @@ from sqlalchemy import (
 
 from vulfix.store.tables import BigIdentity, BigIdReference, fix_tasks, metadata
 
+# The states of a host's one active job.
+ACTIVE_STATES = ("queued", "leased")
+_ACTIVE_CONDITION = f"state IN ({', '.join(repr(state) for state in ACTIVE_STATES)})"
 
-def _partial_index(name: str, condition: str, *columns: str) -> Index:
-    return Index(name, *columns, sqlite_where=text(condition), postgresql_where=text(condition))
+
+def _partial_index(name: str, condition: str, *columns: str, unique: bool = False) -> Index:
+    return Index(
+        name,
+        *columns,
+        unique=unique,
+        sqlite_where=text(condition),
+        postgresql_where=text(condition),
+    )
 
 
 # Columns the engine adds to `fix_tasks` (migration 0002); declared here with the rest.
@@ -128,13 +138,7 @@ jobs = Table(
     _partial_index("ix_jobs_queued_since", "state = 'queued'", "created_at"),
     _partial_index("ix_jobs_succeeded", "outcome = 'success'", "account_id", "kind", "job_id"),
     # One job at a time per host, enforced by the database even across replicas.
-    Index(
-        "uq_jobs_active_host",
-        "host_id",
-        unique=True,
-        sqlite_where=text("state IN ('queued', 'leased')"),
-        postgresql_where=text("state IN ('queued', 'leased')"),
-    ),
+    _partial_index("uq_jobs_active_host", _ACTIVE_CONDITION, "host_id", unique=True),
     sqlite_autoincrement=True,
 )
 # What a job is for and where it stands: what claims and reports read of it. Its times are
@@ -180,3 +184,8 @@ def job_state_is(*states: str) -> ColumnElement[bool]:
     cannot see a bound value."""
     values: list[ColumnElement[str]] = [literal_column(f"'{state}'") for state in states]
     return jobs.c.state == values[0] if len(values) == 1 else jobs.c.state.in_(values)
+
+
+# The unique index's condition, for queries to repeat: with the states bound, SQLite would
+# sort a host's jobs in both states instead of reading its one active job.
+JOB_ACTIVE = job_state_is(*ACTIVE_STATES)

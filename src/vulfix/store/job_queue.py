@@ -16,40 +16,33 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of, chunks
 from vulfix.store.fixing_tables import (
+    JOB_ACTIVE,
     JOB_WITH_RECORD,
     JOB_WORK,
     RECORD_STATUSES,
     fix_records,
-    job_state_is,
     jobs,
     snapshot_records,
 )
 from vulfix.store.inventory_tables import machine_snapshots
-from vulfix.store.record_updates import dispatch_fix, fix_status, snapshot_status
+from vulfix.store.record_updates import dispatch_fix
 from vulfix.store.row_locks import is_serialised, lock_hosts, lock_task
 from vulfix.store.tables import fix_tasks, to_stored
 
-ACTIVE_STATES = ("queued", "leased")
-# A host has one active job at most (the unique partial index `uq_jobs_active_host`). The
-# index's own condition: with bound states SQLite would sort the host's jobs in both states
-# instead of reading one row.
-_ACTIVE = job_state_is(*ACTIVE_STATES)
-
 _HOST_ACTIVE_JOB = (
     select(jobs.c.job_id, jobs.c.account_id, *JOB_WORK)
-    .where(jobs.c.host_id == bindparam("host_id"), _ACTIVE)
+    .where(jobs.c.host_id == bindparam("host_id"), JOB_ACTIVE)
     .limit(1)
 )
-# The same with what claiming the job reads besides, where one writer runs at a time and
-# nothing can change between reading and leasing (SQLite): whether its record still waits
-# for it, and a snapshot's settings from its task, in one read instead of three.
+# The same with what claiming the job decides by: whether its record still waits for it, and
+# a snapshot's settings from its task, in one read instead of three.
 _CLAIMABLE_JOB = (
     select(
         jobs.c.job_id,
@@ -66,7 +59,7 @@ _CLAIMABLE_JOB = (
             machine_snapshots, machine_snapshots.c.id == jobs.c.machine_snapshot_id
         )
     )
-    .where(jobs.c.host_id == bindparam("host_id"), _ACTIVE)
+    .where(jobs.c.host_id == bindparam("host_id"), JOB_ACTIVE)
     .limit(1)
 )
 _PENDING_SNAPSHOT = (
@@ -135,9 +128,6 @@ _WITHDRAW = (
     .where(jobs.c.job_id == bindparam("target_job"), jobs.c.state == "queued")
     .values(state="cancelled", outcome="cancelled", finished_at=bindparam("now"))
 )
-_SNAPSHOT_DELETED = select(machine_snapshots.c.deleted_at).where(
-    machine_snapshots.c.id == bindparam("record_id")
-)
 _EXTEND_LEASE = (
     update(jobs)
     .where(
@@ -165,7 +155,7 @@ async def busy_hosts(conn: AsyncConnection, host_ids: Iterable[int]) -> set[int]
         )
     busy: set[int] = set()
     for chunk in chunks(ids):
-        query = select(jobs.c.host_id).where(jobs.c.host_id.in_(chunk), _ACTIVE)
+        query = select(jobs.c.host_id).where(jobs.c.host_id.in_(chunk), JOB_ACTIVE)
         busy.update(int(h) for h in (await conn.execute(query)).scalars())
     return busy
 
@@ -266,22 +256,25 @@ async def claim(
 ) -> tuple[Leased | None, list[int]]:
     """(the host's leased job (lease renewed), or its queued job now leased, or None if idle;
     hosts given a new job because the queued one was stale)."""
-    serialised = is_serialised(conn)
-    query = _CLAIMABLE_JOB if serialised else _HOST_ACTIVE_JOB
-    row = (await hot.run(conn, query, {"host_id": host_id})).first()
+    parameters = {"host_id": host_id}
+    row = (await hot.run(conn, _CLAIMABLE_JOB, parameters)).first()
+    if row is not None and row.state == "queued" and not is_serialised(conn):
+        # Replicas (PostgreSQL): read again under the task's lock, for another replica may
+        # have failed or cancelled the record meanwhile. SQLite's one writer needs no second
+        # look.
+        if row.fix_id is not None:
+            await lock_task(conn, int(row.fix_id))
+        row = (await hot.run(conn, _CLAIMABLE_JOB, parameters)).first()
     if row is None:
         return None, []
-    # A snapshot's settings, if read with the job, for the work it asks (`job_reports.work_of`).
-    settings = row if serialised and row.kind == "snapshot" else None
+    # A snapshot's settings, read with the job, for the work it asks (`job_reports.work_of`).
+    settings = row if row.kind == "snapshot" else None
     expires = to_stored(now + lease)
     if row.state == "leased":
         renewed = await hot.run(conn, _RENEW_LEASE, {"target_job": row.job_id, "expires": expires})
         # Zero rows: a sweep on another replica expired it a moment ago.
         return (Leased(int(row.job_id), row, settings) if renewed.rowcount == 1 else None), []
-    if row.fix_id is not None:
-        await lock_task(conn, int(row.fix_id))
-    runnable = _runnable_as_read(row) if serialised else await _still_runnable(conn, row)
-    if not runnable:
+    if not _still_runnable(row):
         # Queued by one replica while another failed or cancelled its record (PostgreSQL):
         # withdraw it and queue what the host should run instead.
         withdrawn = await hot.run(
@@ -301,24 +294,13 @@ async def claim(
     return Leased(int(row.job_id), row, record), []
 
 
-def _runnable_as_read(job: Any) -> bool:
+def _still_runnable(job: Any) -> bool:
     """The queued job's record still waits for it, as `_CLAIMABLE_JOB` read it."""
     if job.kind == "fix":
         return bool(job.fix_status == FixStatus.WAITING)
     if job.kind == "snapshot":
         return bool(job.snapshot_status == SnapshotStatus.PENDING)
     return job.snapshot_row is not None and job.deleted_at is None
-
-
-async def _still_runnable(conn: AsyncConnection, job: Row[Any]) -> bool:
-    """The queued job's record still waits for it (read under the task's lock)."""
-    if job.kind == "fix":
-        return await fix_status(conn, int(job.fix_record_id)) == FixStatus.WAITING
-    if job.kind == "snapshot":
-        return await snapshot_status(conn, int(job.snapshot_record_id)) == SnapshotStatus.PENDING
-    parameters = {"record_id": job.machine_snapshot_id}
-    found = (await hot.run(conn, _SNAPSHOT_DELETED, parameters)).first()
-    return found is not None and bool(found.deleted_at is None)
 
 
 async def extend_lease(

@@ -152,12 +152,6 @@ async def fix_status(conn: AsyncConnection, record_id: int) -> FixStatus | None:
     return None if status is None else FixStatus(status)
 
 
-async def snapshot_status(conn: AsyncConnection, record_id: int) -> SnapshotStatus | None:
-    """The snapshot record's status; None if there is no such record."""
-    record = await snapshot_record(conn, record_id)
-    return None if record is None else SnapshotStatus(record.status)
-
-
 # Where `versions_bumped_once` keeps the tasks to bump in the connection's `info`.
 _TASKS_TO_BUMP = "vulfix.tasks_to_bump"
 
