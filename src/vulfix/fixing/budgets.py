@@ -55,3 +55,10 @@ class Budget:
     def exceeded(self, failed_hosts: int, hosts: int) -> bool:
         allowed = self.errors_allowed(hosts)
         return allowed is not None and failed_hosts > allowed
+
+
+def has_budgets(max_concurrency: str, max_errors: str) -> bool:
+    """Whether a task (its budgets as stored, stripped) keeps hosts waiting for admission, to
+    let them in as others finish or stop them once the error budget is spent. Without a
+    budget every host is admitted when the task is created."""
+    return bool(max_concurrency or max_errors)

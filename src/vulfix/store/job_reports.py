@@ -24,6 +24,7 @@ from vulfix.fixing.agent_port import (
     SnapshotWork,
     UnknownJob,
 )
+from vulfix.fixing.budgets import has_budgets
 from vulfix.fixing.statuses import FIX_UNFINISHED, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
@@ -247,8 +248,9 @@ async def apply_report(
         await _apply_snapshot_delete(conn, job.machine_snapshot_id, result, now)
     # Only a task with budgets admits hosts as others finish (`task_admission.admit_hosts`):
     # in any other, whether the host has work left there changes nothing.
-    budgeted = bool(job.max_concurrency or job.max_errors)
-    finished = budgeted and not await _host_has_work(conn, int(job.fix_id), host.host_id)
+    finished = has_budgets(job.max_concurrency, job.max_errors) and not await _host_has_work(
+        conn, int(job.fix_id), host.host_id
+    )
     return AppliedReport(ReportOutcome(True), job.fix_id, finished)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
-from vulfix.fixing.budgets import Budget
+from vulfix.fixing.budgets import Budget, has_budgets
 from vulfix.fixing.statuses import FIX_FAILED, FIX_UNFINISHED, FixStatus, SnapshotStatus
 from vulfix.store import hot_statements as hot
 from vulfix.store.bounded_in import any_of
@@ -29,7 +29,7 @@ async def admit_hosts(conn: AsyncConnection, fix_id: int, now: datetime) -> list
     task = (await hot.run(conn, _TASK_BUDGETS, {"fix_id": fix_id})).one()
     # Without budgets every host was admitted when the task was created: nothing to do (and
     # this runs each time a host finishes, so it must not read the whole task every time).
-    if task.cancelled_at is not None or not (task.max_concurrency or task.max_errors):
+    if task.cancelled_at is not None or not has_budgets(task.max_concurrency, task.max_errors):
         return []
     waiting_query = select(snapshot_records.c.host_id).where(
         snapshot_records.c.fix_id == fix_id, snapshot_records.c.admitted.is_(False)
