@@ -228,18 +228,19 @@ class SqlHostRegistry:
     def remembered(self, host_token: str) -> HostIdentity | None:
         if not host_token or len(host_token) > MAX_TOKEN_LENGTH:
             return None
-        cached = self._identities.get(token_hash(host_token))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        return None
+        return self._cached(token_hash(host_token))
+
+    def _cached(self, hashed: str) -> HostIdentity | None:
+        cached = self._identities.get(hashed)
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
 
     async def authenticate(self, host_token: str) -> HostIdentity | None:
         if not host_token or len(host_token) > MAX_TOKEN_LENGTH:
             return None
         hashed = token_hash(host_token)
-        cached = self._identities.get(hashed)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        cached = self._cached(hashed)
+        if cached is not None:
+            return cached
         row = await hot.read_first(self._engine, _HOST_BY_TOKEN, {"token_hash": hashed})
         if row is None:
             self._identities.pop(hashed, None)
