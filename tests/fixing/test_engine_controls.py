@@ -117,6 +117,31 @@ async def test_expired_snapshots_are_deleted_through_the_agent(harness: Harness)
     assert await harness.poll("h0") is None
 
 
+@pytest.mark.parametrize("take_next", [True, False], ids=["with-the-report", "by-poll"])
+async def test_a_hosts_work_comes_snapshot_first_then_fix_then_expired_snapshot_delete(
+    harness: Harness, take_next: bool
+) -> None:
+    quuids = await fleet(harness, 1, snapshots=True)
+    await harness.add_vulnerability(8, on=quuids)
+    await harness.create([(7, quuids)], save_days=2)
+    await harness.drain("h0")
+    harness.clock.advance(2 * 86400 + 1)  # the first task's snapshot is past its SaveDays
+    await harness.set_online("h0", True)
+    await harness.create([(8, quuids)], save_days=2)
+    host, success = harness.hosts["h0"], JobResult("success", provider_ref="ref")
+    kinds = []
+    job = await harness.poll("h0")
+    while job is not None:
+        kinds.append(type(job.work).__name__)
+        now = harness.clock.now()
+        if take_next:
+            _ack, job = await harness.store.report_and_take_next(host, job.job_id, success, now)
+        else:
+            await harness.store.report(host, job.job_id, success, now)
+            job = await harness.poll("h0")
+    assert kinds == ["SnapshotWork", "FixWork", "SnapshotDeleteWork"]
+
+
 async def test_a_queued_delete_of_a_snapshot_already_gone_is_withdrawn_at_claim(
     harness: Harness,
 ) -> None:
