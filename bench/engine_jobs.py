@@ -61,6 +61,7 @@ async def prepare(path: Path, hosts: int) -> Prepared:
         account = await conn.execute(
             accounts.insert().values(name="bench", app_id=1, created_at=to_stored(clock.now()))
         )
+        assert account.inserted_primary_key is not None
         account_id = int(account.inserted_primary_key[0])
     harness = Harness(store, SqlTaskReader(engine), clock, account_id)
     names = [f"q-{n}" for n in range(hosts)]

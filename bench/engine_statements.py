@@ -87,9 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     timings = Timings()
     # Wrapped for this process only: the bench's own instrument, not the engine's code.
-    hot_statements._run_on_driver = timings.time_statements(  # type: ignore[assignment]
-        hot_statements._run_on_driver
-    )
+    hot_statements._run_on_driver = timings.time_statements(hot_statements._run_on_driver)
     inline_sqlite.Connection.commit = timings.time_commits(  # type: ignore[method-assign]
         inline_sqlite.Connection.commit
     )
