@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
@@ -48,11 +48,7 @@ async def admit_hosts(conn: AsyncConnection, fix_id: int, now: datetime) -> list
     room = Budget.parse(task.max_concurrency, "MaxConcurrency").concurrency(host_count) - active
     chosen = waiting[: max(room, 0)]
     if chosen:
-        await conn.execute(
-            update(snapshot_records)
-            .where(snapshot_records.c.fix_id == fix_id, snapshot_records.c.host_id.in_(chosen))
-            .values(admitted=True)
-        )
+        await _admit(conn, fix_id, chosen)
     return chosen
 
 
@@ -85,27 +81,26 @@ async def stop_untouched_hosts(
     conn: AsyncConnection, fix_id: int, host_ids: list[int], reason: str, now: datetime
 ) -> None:
     """Hosts never admitted: pending snapshots fail and waiting fixes fail with `reason`."""
-    pending = (
-        await conn.execute(
-            select(snapshot_records.c.id).where(
-                snapshot_records.c.fix_id == fix_id,
-                snapshot_records.c.host_id.in_(host_ids),
-                snapshot_records.c.status == int(SnapshotStatus.PENDING),
-            )
-        )
-    ).scalars()
-    for record_id in list(pending):
-        await set_snapshot_status(conn, int(record_id), SnapshotStatus.FAILED, reason, now)
-    waiting = (
-        await conn.execute(
-            select(fix_records.c.id).where(
-                fix_records.c.fix_id == fix_id,
-                fix_records.c.host_id.in_(host_ids),
-                fix_records.c.status == int(FixStatus.WAITING),
-            )
-        )
-    ).scalars()
-    await set_fix_statuses(conn, list(waiting), FixStatus.FAILED, reason, now)
+    pending = await _record_ids(conn, snapshot_records, fix_id, host_ids, SnapshotStatus.PENDING)
+    for record_id in pending:
+        await set_snapshot_status(conn, record_id, SnapshotStatus.FAILED, reason, now)
+    waiting = await _record_ids(conn, fix_records, fix_id, host_ids, FixStatus.WAITING)
+    await set_fix_statuses(conn, waiting, FixStatus.FAILED, reason, now)
+    await _admit(conn, fix_id, host_ids)
+
+
+async def _record_ids(
+    conn: AsyncConnection, table: Table, fix_id: int, host_ids: list[int], status: int
+) -> list[int]:
+    """The ids of the task's records (`table`: snapshot or fix records) of `host_ids` in
+    `status`."""
+    query = select(table.c.id).where(
+        table.c.fix_id == fix_id, table.c.host_id.in_(host_ids), table.c.status == int(status)
+    )
+    return [int(record_id) for record_id in (await conn.execute(query)).scalars()]
+
+
+async def _admit(conn: AsyncConnection, fix_id: int, host_ids: list[int]) -> None:
     await conn.execute(
         update(snapshot_records)
         .where(snapshot_records.c.fix_id == fix_id, snapshot_records.c.host_id.in_(host_ids))
