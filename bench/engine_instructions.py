@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.engine_jobs import baseline_run, prepare, run_host  # noqa: E402
+from bench.engine_jobs import baseline_run, prepare, run_hosts_at_once  # noqa: E402
 
 AGENTS = 64
 
@@ -38,13 +38,7 @@ AGENTS = 64
 async def engine_work(path: Path, hosts: int, run: int) -> None:
     """A task over `hosts`; `run` of them go through their jobs, AGENTS at a time."""
     prepared = await prepare(path, hosts)
-    waiting = list(prepared.names[:run])
-
-    async def agent() -> None:
-        while waiting:
-            await run_host(prepared, waiting.pop())
-
-    await asyncio.gather(*(agent() for _ in range(AGENTS)))
+    await run_hosts_at_once(prepared, prepared.names[:run], AGENTS)
     await prepared.engine.dispose()
 
 

@@ -82,6 +82,18 @@ async def run_host(prepared: Prepared, name: str) -> None:
         _ack, job = await store.report_and_take_next(host, job.job_id, SUCCESS, clock.now())
 
 
+async def run_hosts_at_once(prepared: Prepared, names: list[str], agents: int) -> None:
+    """`names`' hosts through their jobs, `agents` of them at a time, so that their
+    operations share transactions as they do under `vulfix serve`."""
+    waiting = list(names)
+
+    async def agent() -> None:
+        while waiting:
+            await run_host(prepared, waiting.pop())
+
+    await asyncio.gather(*(agent() for _ in range(agents)))
+
+
 async def engine_run(path: Path, hosts: int, *, traced: bool) -> tuple[float, float]:
     """(CPU seconds per job, SQL statements per job, BEGIN and COMMIT included) of the
     engine's agent port."""

@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.engine_jobs import prepare, run_host  # noqa: E402
+from bench.engine_jobs import prepare, run_hosts_at_once  # noqa: E402
 
 from vulfix.store import hot_statements, inline_sqlite  # noqa: E402
 
@@ -65,14 +65,8 @@ class Timings:
 async def shared_run(path: Path, hosts: int, agents: int) -> float:
     """CPU seconds per job with `agents` hosts reporting at once."""
     prepared = await prepare(path, hosts)
-    waiting = list(prepared.names)
-
-    async def agent() -> None:
-        while waiting:
-            await run_host(prepared, waiting.pop())
-
     began = time.process_time()
-    await asyncio.gather(*(agent() for _ in range(agents)))
+    await run_hosts_at_once(prepared, prepared.names, agents)
     cpu = time.process_time() - began
     await prepared.engine.dispose()
     return cpu / (2 * hosts)
