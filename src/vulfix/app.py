@@ -165,6 +165,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
                     sweeper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await sweeper
+                    await registry.flush()  # the last-seen times still queued
         finally:
             await engine.dispose()
             log.info("vulfix stopped cleanly")

@@ -150,6 +150,7 @@ async def test_a_report_meeting_a_full_lane_is_a_busy_503_and_changes_nothing(
     engine: AsyncEngine,
 ) -> None:
     host, job = await leased_fix(lane_http, registry, clock, jobs)
+    await registry.flush()  # last-seen times are written after the answer
     seen = await last_seen(engine, host.host_id)
     url = f"{API}/jobs/{job.job_id}/result"
     report = {"outcome": "success"}
@@ -160,10 +161,12 @@ async def test_a_report_meeting_a_full_lane_is_a_busy_503_and_changes_nothing(
     agent_error(busy, 503, "server_busy")
     assert busy.headers["retry-after"] == str(BUSY_RETRY_AFTER)
     assert jobs.report_calls == 0 and job.job_id not in jobs.results
+    await registry.flush()
     assert await last_seen(engine, host.host_id) == seen
 
     resent = await lane_http.post(url, json=report, headers=host.headers)
     assert resent.json() == {"applied": True, "detail": "", "next_job": None}
+    await registry.flush()
     assert await last_seen(engine, host.host_id) != seen
 
 

@@ -204,6 +204,7 @@ async def test_every_authenticated_call_touches_the_host(
     for method, path in (("POST", "/heartbeat"), ("GET", "/jobs")):
         moment = clock.advance(45)
         await http.request(method, API + path, headers=host.headers)
+        await registry.flush()  # the request does not wait for its last-seen time
         assert await last_seen(engine, host.host_id) == moment.replace(tzinfo=None)
 
 

@@ -264,11 +264,13 @@ async def test_touch_records_when_the_agent_was_last_seen(
     host = HostIdentity(enrolled.host_id, enrolled.account_id, enrolled.quuid)
 
     await registry.touch(host, NOW + timedelta(minutes=5))
+    await registry.flush()
     assert (await host_row(engine, host.host_id)).last_seen_at == NOW.replace(
         tzinfo=None
     ) + timedelta(minutes=5)
 
     await registry.touch(host, NOW + timedelta(minutes=1))
+    await registry.flush()
     assert (await host_row(engine, host.host_id)).last_seen_at == NOW.replace(
         tzinfo=None
     ) + timedelta(minutes=5), "last_seen_at never moves backwards"
@@ -282,11 +284,13 @@ async def test_touch_writes_at_most_once_per_interval(engine: AsyncEngine) -> No
 
     await registry.touch(host, NOW + timedelta(seconds=20))
     await registry.touch(host, NOW + timedelta(seconds=25))
+    await registry.flush()
     assert (await host_row(engine, host.host_id)).last_seen_at == (
         NOW + timedelta(seconds=20)
     ).replace(tzinfo=None)
 
     await registry.touch(host, NOW + timedelta(seconds=30))
+    await registry.flush()
     assert (await host_row(engine, host.host_id)).last_seen_at == (
         NOW + timedelta(seconds=30)
     ).replace(tzinfo=None)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.errors import StorageUnavailable
 from vulfix.store.database import read_transaction
-from vulfix.store.group_commit import MAX_BATCH, GroupCommit
+from vulfix.store.group_commit import MAX_BATCH, SOON, GroupCommit
 from vulfix.store.record_updates import versions_bumped_once
 from vulfix.store.tables import accounts
 
@@ -128,20 +128,59 @@ async def test_postgresql_keeps_a_transaction_per_operation(engine: AsyncEngine)
     assert await names(engine) == {f"a{n}" for n in range(4)}
 
 
-async def test_a_single_statement_joins_the_shared_transaction(engine: AsyncEngine) -> None:
+_RENAME = update(accounts).where(accounts.c.name == bindparam("old")).values(name=bindparam("new"))
+
+
+async def test_a_write_nobody_waits_for_joins_the_next_shared_transaction(
+    engine: AsyncEngine,
+) -> None:
     group = GroupCommit(engine)
-    begun = transactions_begun(engine)
-    rename = (
-        update(accounts).where(accounts.c.name == bindparam("old")).values(name=bindparam("new"))
-    )
     await group.run(adding("before", 1))
-    changed, added = await asyncio.gather(
-        group.write_once(rename, {"old": "before", "new": "after"}), group.run(adding("other", 2))
-    )
-    assert changed == 1 and added == "other"
-    if engine.dialect.name == "sqlite":
-        assert begun() == 2, "the statement went in with the operation"
+    begun = transactions_begun(engine)
+    await group.write_soon(_RENAME, {"old": "before", "new": "after"})
+    if engine.dialect.name != "sqlite":
+        assert begun() == 1, "PostgreSQL: written alone before write_soon returned"
+        assert await names(engine) == {"after"}
+        return
+    assert begun() == 0, "queued, not yet written"
+    assert await group.run(adding("other", 2)) == "other"
+    assert begun() == 1, "the queued write went in with the operation"
     assert await names(engine) == {"after", "other"}
+
+
+async def test_queued_writes_share_a_transaction_started_within_soon_seconds(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    group = GroupCommit(sqlite_engine)
+    await asyncio.gather(*(group.run(adding(f"a{n}", n)) for n in range(3)))
+    begun = transactions_begun(sqlite_engine)
+    for n in range(3):
+        await group.write_soon(_RENAME, {"old": f"a{n}", "new": f"b{n}"})
+    assert begun() == 0, "queued, not yet written"
+    await asyncio.sleep(SOON * 4)  # nothing else runs: the queued writes start their own
+    assert begun() == 1, "one transaction for the three"
+    assert await names(sqlite_engine) == {"b0", "b1", "b2"}
+
+
+async def test_flush_returns_once_the_queued_writes_are_in(sqlite_engine: AsyncEngine) -> None:
+    group = GroupCommit(sqlite_engine)
+    await group.run(adding("before", 1))
+    await group.write_soon(_RENAME, {"old": "before", "new": "after"})
+    await group.flush()
+    assert await names(sqlite_engine) == {"after"}
+    await group.flush()  # nothing queued: returns at once
+
+
+async def test_a_failing_queued_write_is_logged_and_costs_no_operation_its_work(
+    sqlite_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    group = GroupCommit(sqlite_engine)
+    await group.run(adding("taken", 1))
+    await group.write_soon(_ADD, {"name": "taken", "app": 2})  # a duplicate: refused
+    outcomes = await asyncio.gather(group.run(adding("kept", 3)), group.run(adding("also", 4)))
+    assert outcomes == ["kept", "also"]
+    assert await names(sqlite_engine) == {"taken", "kept", "also"}
+    assert "a queued write was lost" in caplog.text
 
 
 async def test_a_scope_wraps_each_transaction_once_and_never_outlives_a_failure(

@@ -91,7 +91,8 @@ class SqlHostRegistry:
     `authenticate` remembers a token's host for `auth_cache_seconds` (a re-enrolment through
     this process forgets the old token at once; other replicas within that time), and
     `touch` writes at most once per `touch_interval` per host, far below the 90 s after
-    which a silent agent counts as offline.
+    which a silent agent counts as offline; on SQLite the write is queued for the next shared
+    transaction (within `group_commit.SOON`), and the request does not wait for it.
     """
 
     def __init__(
@@ -252,11 +253,16 @@ class SqlHostRegistry:
             self._identities[hashed] = (identity, time.monotonic() + self._auth_cache_seconds)
         return identity
 
+    async def flush(self) -> None:
+        """Returns once the last-seen times `touch` queued so far are written."""
+        await self._writes.flush()
+
     async def touch(self, host: HostIdentity, now: datetime) -> None:
         last = self._last_touched.get(host.host_id)
         if last is not None and last <= now < last + self._touch_interval:
             return
-        await self._writes.write_once(_TOUCH, {"host": host.host_id, "seen": _stored(now)})
+        # Nobody waits for it: it joins the next shared transaction (`GroupCommit.write_soon`).
+        await self._writes.write_soon(_TOUCH, {"host": host.host_id, "seen": _stored(now)})
         if len(self._last_touched) >= MAX_CACHED:
             self._last_touched.clear()
         self._last_touched[host.host_id] = now

@@ -19,6 +19,10 @@ replicas' batches could take the same rows' locks in opposite orders.
 
 A `scope` opened around the operations of each transaction lets the store finish work they
 share once per transaction instead of once per operation (`record_updates.versions_bumped_once`).
+
+A write whose caller needs neither its result nor to wait for it (a host's last-seen time,
+`write_soon`) is queued instead: the next transaction writes it before its operations, and
+if none is due, one starts within `SOON` seconds, so that an idle fleet's writes share it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.errors import StorageUnavailable
@@ -47,6 +52,8 @@ Scope = Callable[[AsyncConnection], AbstractAsyncContextManager[None]]
 # transaction holds the connection for about 7 ms (21 ms at the 99th percentile); 256 saved
 # nothing more and held it twice as long (bench/group_commit_size.py).
 MAX_BATCH = 128
+# How long a queued write waits for company when no transaction is due.
+SOON = 0.05
 
 
 class GroupCommit:
@@ -55,6 +62,8 @@ class GroupCommit:
         self._scope = scope
         self.max_batch = MAX_BATCH if engine.dialect.name == "sqlite" else 1
         self._waiting: list[tuple[Operation[Any], asyncio.Future[Any]]] = []
+        self._soon: list[tuple[Executable, dict[str, Any]]] = []
+        self._soon_timer: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
 
     async def run(self, operation: Operation[T]) -> T:
@@ -68,17 +77,26 @@ class GroupCommit:
             self._writer = asyncio.get_running_loop().create_task(self._write())
         return await done
 
-    async def write_once(self, statement: Executable, parameters: dict[str, Any]) -> int:
-        """One write statement; the number of rows it changed. It joins the shared
-        transaction when batching, and runs alone otherwise (`database.write_once`: on
-        PostgreSQL without BEGIN and COMMIT round trips)."""
+    async def write_soon(self, statement: Executable, parameters: dict[str, Any]) -> None:
+        """One write statement that need not be in before this returns, nor succeed: it
+        joins the next shared transaction when batching (a failure is logged, and the next
+        such write makes up for it), and runs alone before this returns otherwise."""
         if self.max_batch == 1:
-            return await write_once(self._engine, statement, parameters)
+            await write_once(self._engine, statement, parameters)
+            return
+        self._soon.append((statement, parameters))
+        if self._writer is None and self._soon_timer is None:
+            self._soon_timer = asyncio.get_running_loop().call_later(SOON, self._write_soon_now)
 
-        async def write(conn: AsyncConnection) -> int:
-            return (await hot.run(conn, statement, parameters)).rowcount
+    async def flush(self) -> None:
+        """Returns once the writes queued by `write_soon` so far are in (or have failed)."""
+        if self._soon:
+            await self.run(_nothing)
 
-        return await self.run(write)
+    def _write_soon_now(self) -> None:
+        self._soon_timer = None
+        if self._writer is None and self._soon:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -92,10 +110,11 @@ class GroupCommit:
     async def _write(self) -> None:
         batch: list[tuple[Operation[Any], asyncio.Future[Any]]] = []
         try:
-            while self._waiting:
+            while self._waiting or self._soon:
                 batch = self._waiting[: self.max_batch]
                 del self._waiting[: self.max_batch]
-                await self._commit(batch)
+                soon, self._soon = self._soon, []
+                await self._commit(batch, soon)
         finally:
             self._writer = None
             # Only if cancelled (the server stopping) may callers still wait: release them.
@@ -104,14 +123,21 @@ class GroupCommit:
                     done.cancel()
             self._waiting.clear()
 
-    async def _commit(self, batch: list[tuple[Operation[Any], asyncio.Future[Any]]]) -> None:
-        if len(batch) > 1:
+    async def _commit(
+        self,
+        batch: list[tuple[Operation[Any], asyncio.Future[Any]]],
+        soon: list[tuple[Executable, dict[str, Any]]],
+    ) -> None:
+        if len(batch) + len(soon) > 1:
             results: list[Any] = []
             try:
                 async with self._transaction() as conn:
+                    await _write_each(conn, soon)
                     for operation, _done in batch:
                         results.append(await operation(conn))
             except StorageUnavailable as error:
+                if soon:
+                    log.warning("%d queued writes were lost: %s", len(soon), error)
                 for _operation, done in batch:
                     _settle(done, error=error)
                 return
@@ -121,6 +147,8 @@ class GroupCommit:
                 for (_operation, done), result in zip(batch, results, strict=True):
                     _settle(done, result)
                 return
+        if soon:
+            await self._write_alone(soon)
         for operation, done in batch:
             try:
                 async with self._transaction() as conn:
@@ -129,6 +157,27 @@ class GroupCommit:
                 _settle(done, error=error)
             else:
                 _settle(done, result)
+
+    async def _write_alone(self, soon: list[tuple[Executable, dict[str, Any]]]) -> None:
+        try:
+            async with self._transaction() as conn:
+                await _write_each(conn, soon)
+        except Exception as error:
+            log.warning("%d queued writes were lost: %s", len(soon), error)
+
+
+async def _write_each(conn: AsyncConnection, soon: list[tuple[Executable, dict[str, Any]]]) -> None:
+    """The queued writes; one that fails is logged and left out (SQLite undoes a failed
+    statement alone), and the transaction goes on."""
+    for statement, parameters in soon:
+        try:
+            await hot.run(conn, statement, parameters)
+        except DBAPIError as error:
+            log.warning("a queued write was lost: %s", error.orig)
+
+
+async def _nothing(_conn: AsyncConnection) -> None:
+    return None
 
 
 def _settle(done: asyncio.Future[Any], result: Any = None, error: Exception | None = None) -> None:
