@@ -84,7 +84,8 @@ snapshot_records = Table(
     Column("admitted", Boolean, nullable=False),
     Column("modified_at", DateTime(), nullable=False),
     Index("ix_snapshot_records_fix_host", "fix_id", "host_id", unique=True),
-    Index("ix_snapshot_records_host_status", "host_id", "status"),
+    # A host's records in a status, in task order: its next work reads them so, unsorted.
+    Index("ix_snapshot_records_host_status", "host_id", "status", "fix_id"),
     sqlite_autoincrement=True,
 )
 
@@ -105,7 +106,7 @@ fix_records = Table(
     Column("exit_code", Integer, nullable=True),
     Column("output_tail", Text, nullable=False),
     Index("ix_fix_records_fix_item", "fix_id", "item_id"),
-    Index("ix_fix_records_host_status", "host_id", "status"),
+    Index("ix_fix_records_host_status", "host_id", "status", "fix_id"),
     sqlite_autoincrement=True,
 )
 

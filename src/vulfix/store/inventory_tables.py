@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from vulfix.store.tables import BigIdentity, BigIdReference, metadata
@@ -111,5 +112,13 @@ machine_snapshots = Table(
     Column("expires_at", DateTime(), nullable=True),
     Column("deleted_at", DateTime(), nullable=True),
     Index("ix_machine_snapshots_host_created", "host_id", "created_at"),
+    # A host's kept snapshots by expiry: its next work's third arm reads them in order.
+    Index(
+        "ix_machine_snapshots_host_expiry",
+        "host_id",
+        "expires_at",
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
