@@ -32,7 +32,7 @@ from vulfix.store.fixing_tables import (
     snapshot_records,
 )
 from vulfix.store.inventory_tables import machine_snapshots
-from vulfix.store.record_updates import dispatch_fix
+from vulfix.store.record_updates import RECORD_AND_ITEM_COLUMNS, dispatch_fix, with_item
 from vulfix.store.row_locks import is_serialised, lock_hosts, lock_task
 from vulfix.store.tables import fix_tasks, to_stored
 
@@ -69,12 +69,23 @@ _CLAIMABLE_JOB = (
 # Each arm reads an index that holds its rows in the order taken (migration 0006), so nothing
 # is sorted: a host whose report ends its work (every host, once a task) is answered in
 # 3.8 us, where three statements took 16.4 and the sorted union 8.2.
+# Every arm gives the columns of the fix arm, which reads its record with the item it fixes
+# (`record_updates.RECORD_AND_ITEM_COLUMNS`): dispatching the fix needs them, and reading
+# them here saves a statement. The others give their record's id and fix_id, and NULLs
+# typed as the fix arm's columns (PostgreSQL types a bare NULL in a subquery as text).
+_ID, _FIX_ID = "id", "fix_id"
+
+
+def _arm(rank: int, record_id: Any, fix_id: Any) -> list[Any]:
+    given = {_ID: record_id, _FIX_ID: fix_id}
+    return [literal(rank).label("rank")] + [
+        given[c.name].label(c.name) if c.name in given else null().cast(c.type).label(c.name)
+        for c in RECORD_AND_ITEM_COLUMNS
+    ]
+
+
 _PENDING_SNAPSHOT = (
-    select(
-        literal(0).label("rank"),
-        snapshot_records.c.id.label("record_id"),
-        snapshot_records.c.fix_id,
-    )
+    select(*_arm(0, snapshot_records.c.id, snapshot_records.c.fix_id))
     .where(
         snapshot_records.c.host_id == bindparam("host_id"),
         snapshot_records.c.status == int(SnapshotStatus.PENDING),
@@ -85,12 +96,14 @@ _PENDING_SNAPSHOT = (
 )
 _cleared = snapshot_records.alias("cleared")
 _WAITING_FIX = (
-    select(literal(1).label("rank"), fix_records.c.id.label("record_id"), fix_records.c.fix_id)
-    .join(
-        _cleared,
-        and_(
-            _cleared.c.fix_id == fix_records.c.fix_id, _cleared.c.host_id == fix_records.c.host_id
-        ),
+    with_item(
+        select(literal(1).label("rank"), *RECORD_AND_ITEM_COLUMNS).join(
+            _cleared,
+            and_(
+                _cleared.c.fix_id == fix_records.c.fix_id,
+                _cleared.c.host_id == fix_records.c.host_id,
+            ),
+        )
     )
     .where(
         fix_records.c.host_id == bindparam("host_id"),
@@ -102,11 +115,7 @@ _WAITING_FIX = (
     .limit(1)
 )
 _EXPIRED_SNAPSHOT = (
-    select(
-        literal(2).label("rank"),
-        machine_snapshots.c.id.label("record_id"),
-        null().cast(fix_records.c.fix_id.type).label("fix_id"),
-    )
+    select(*_arm(2, machine_snapshots.c.id, null().cast(fix_records.c.fix_id.type)))
     .where(
         machine_snapshots.c.host_id == bindparam("host_id"),
         machine_snapshots.c.deleted_at.is_(None),
@@ -190,7 +199,7 @@ async def schedule_hosts(
     rows: list[dict[str, object]] = []
     for host_id in ids:
         if host_id not in busy:
-            job = await _next_job(conn, host_id, now)
+            job, _read = await _next_job(conn, host_id, now)
             if job is not None:
                 rows.append(_job_row(job, account_id, host_id, "queued", now))
     if len(rows) == 1:  # a host settling after its report: the common case
@@ -220,16 +229,19 @@ class NextJob(NamedTuple):
     machine_snapshot_id: int | None = None
 
 
-async def _next_job(conn: AsyncConnection, host_id: int, now: datetime) -> NextJob | None:
+async def _next_job(
+    conn: AsyncConnection, host_id: int, now: datetime
+) -> tuple[NextJob | None, Any]:
+    """The host's next job, and for a fix its record and item as `_NEXT_WORK` read them."""
     arms = (await hot.run(conn, _NEXT_WORK, {"host_id": host_id, "now": to_stored(now)})).all()
     if not arms:
-        return None
+        return None, None
     first = min(arms, key=_rank)
     if first.rank == 0:
-        return NextJob("snapshot", fix_id=first.fix_id, snapshot_record_id=first.record_id)
+        return NextJob("snapshot", fix_id=first.fix_id, snapshot_record_id=first.id), None
     if first.rank == 1:
-        return NextJob("fix", fix_id=first.fix_id, fix_record_id=first.record_id)
-    return NextJob("snapshot_delete", machine_snapshot_id=first.record_id)
+        return NextJob("fix", fix_id=first.fix_id, fix_record_id=first.id), first
+    return NextJob("snapshot_delete", machine_snapshot_id=first.id), None
 
 
 def _rank(arm: Any) -> int:
@@ -256,7 +268,7 @@ async def lease_next_job(
     between deciding the job and leasing it, so the claim's checks have nothing to catch;
     replicas on PostgreSQL queue and claim in two steps (`schedule_hosts`, `claim`)."""
     assert is_serialised(conn), "only where one writer runs at a time"
-    job = await _next_job(conn, host_id, now)
+    job, read = await _next_job(conn, host_id, now)
     if job is None:
         return None
     row = _job_row(job, account_id, host_id, "leased", now)
@@ -266,7 +278,7 @@ async def lease_next_job(
     job_id = queued.lastrowid
     record = None
     if job.fix_record_id is not None:
-        record = await dispatch_fix(conn, job.fix_record_id, now)
+        record = await dispatch_fix(conn, job.fix_record_id, now, read=read)
     return Leased(job_id, job, record)
 
 

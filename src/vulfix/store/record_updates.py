@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, Update, and_, bindparam, select, update
+from sqlalchemy import Select, Table, Update, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.fixing import transitions
@@ -45,28 +45,36 @@ _FIX_RECORD = (
 )
 # A fix record with the item it fixes and the vulnerability's packages and service (none if
 # the vulnerability left the inventory): what dispatching it changes, and what its job asks.
-_RECORD_AND_ITEM = (
-    select(
-        *_FIX_RECORD_COLUMNS,
-        fix_items.c.kb_id,
-        fix_items.c.fix_method,
-        fix_items.c.vul_name,
-        fix_items.c.kb_number,
-        fix_items.c.kb_name,
-        fix_items.c.pre_kb_list,
-        vulnerabilities.c.packages,
-        vulnerabilities.c.service,
+RECORD_AND_ITEM_COLUMNS = (
+    *_FIX_RECORD_COLUMNS,
+    fix_items.c.kb_id,
+    fix_items.c.fix_method,
+    fix_items.c.vul_name,
+    fix_items.c.kb_number,
+    fix_items.c.kb_name,
+    fix_items.c.pre_kb_list,
+    vulnerabilities.c.packages,
+    vulnerabilities.c.service,
+)
+
+
+def with_item(query: Select[Any]) -> Select[Any]:
+    """`query` over fix_records, joined to what `RECORD_AND_ITEM_COLUMNS` reads."""
+    return (
+        query.join(fix_items, fix_items.c.id == fix_records.c.item_id)
+        .join(fix_tasks, fix_tasks.c.fix_id == fix_records.c.fix_id)
+        .outerjoin(
+            vulnerabilities,
+            and_(
+                vulnerabilities.c.account_id == fix_tasks.c.account_id,
+                vulnerabilities.c.vul_id == fix_items.c.vul_id,
+            ),
+        )
     )
-    .join(fix_items, fix_items.c.id == fix_records.c.item_id)
-    .join(fix_tasks, fix_tasks.c.fix_id == fix_records.c.fix_id)
-    .outerjoin(
-        vulnerabilities,
-        and_(
-            vulnerabilities.c.account_id == fix_tasks.c.account_id,
-            vulnerabilities.c.vul_id == fix_items.c.vul_id,
-        ),
-    )
-    .where(fix_records.c.id == bindparam("record_id"))
+
+
+_RECORD_AND_ITEM = with_item(select(*RECORD_AND_ITEM_COLUMNS)).where(
+    fix_records.c.id == bindparam("record_id")
 )
 _FINDING_RECORDS = (
     select(fix_records.c.status)
@@ -135,11 +143,14 @@ async def record_and_item(conn: AsyncConnection, record_id: int) -> Any:
     return (await hot.run(conn, _RECORD_AND_ITEM, {"record_id": record_id})).one()
 
 
-async def dispatch_fix(conn: AsyncConnection, record_id: int, now: datetime) -> Any:
+async def dispatch_fix(
+    conn: AsyncConnection, record_id: int, now: datetime, *, read: Any = None
+) -> Any:
     """Moves the record of a fix job just leased to dispatched; returns the record with its
     item's fields (vul_id, vul_name, fix_method, kb_id, kb_number, kb_name, pre_kb_list),
-    read once for both the change and the work the job asks for."""
-    record = await record_and_item(conn, record_id)
+    read once for both the change and the work the job asks for. `read`: the record as this
+    transaction read it already, with `RECORD_AND_ITEM_COLUMNS`."""
+    record = read if read is not None else await record_and_item(conn, record_id)
     await set_fix_statuses(
         conn, [record_id], FixStatus.DISPATCHED, "", now, dispatched=True, current=record
     )
