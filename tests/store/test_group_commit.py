@@ -171,6 +171,28 @@ async def test_flush_returns_once_the_queued_writes_are_in(sqlite_engine: AsyncE
     await group.flush()  # nothing queued: returns at once
 
 
+async def test_flush_waits_for_the_queued_writes_of_a_transaction_under_way(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    group = GroupCommit(sqlite_engine)
+    await group.run(adding("before", 1))
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def holding(_conn: AsyncConnection) -> None:
+        started.set()
+        await release.wait()  # the transaction, holding the queued write, stays open
+
+    await group.write_soon(_RENAME, {"old": "before", "new": "after"})
+    running = asyncio.ensure_future(group.run(holding))
+    await started.wait()
+    flushing = asyncio.ensure_future(group.flush())
+    await asyncio.sleep(SOON * 2)
+    assert not flushing.done(), "the queued write is not in until its transaction commits"
+    release.set()
+    await asyncio.gather(running, flushing)
+    assert await names(sqlite_engine) == {"after"}
+
+
 async def test_a_failing_queued_write_is_logged_and_costs_no_operation_its_work(
     sqlite_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:

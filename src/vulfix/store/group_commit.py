@@ -89,8 +89,9 @@ class GroupCommit:
             self._soon_timer = asyncio.get_running_loop().call_later(SOON, self._write_soon_now)
 
     async def flush(self) -> None:
-        """Returns once the writes queued by `write_soon` so far are in (or have failed)."""
-        if self._soon:
+        """Returns once the writes queued by `write_soon` so far are in (or have failed):
+        those still queued, and those of a transaction under way."""
+        if self._soon or self._writer is not None:
             await self.run(_nothing)
 
     def _write_soon_now(self) -> None:
