@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from tests.agent_api.agent_calls import API, auth, enroll_body
+from tests.agent_api.agent_calls import API, enrol, last_seen
 from vulfix.app import build
 from vulfix.fixing.clock import ManualClock
 from vulfix.settings import load_settings
 from vulfix.store import group_commit
 from vulfix.store.agent_registry import SqlHostRegistry
-from vulfix.store.database import read_transaction
-from vulfix.store.inventory_tables import hosts
 
 
 class Lifespan:
@@ -48,20 +44,15 @@ async def test_a_last_seen_time_still_queued_is_written_before_the_server_stops(
     monkeypatch.setattr(group_commit, "SOON", 3600.0)  # nothing but the stop writes it
     clock = ManualClock()
     app = build(load_settings(db=migrated_db_url, rate_limit=0), clock)
-    token = await SqlHostRegistry(app.engine).create_enrollment_token(
-        "acme", timedelta(hours=1), clock.now()
-    )
     lifespan = Lifespan(app.asgi)
     await lifespan.start()
     transport = httpx.ASGITransport(app=app.asgi)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://vulfix.test") as http:
-        enrolled = (await http.post(f"{API}/enroll", json=enroll_body(token))).json()
+        host = await enrol(http, SqlHostRegistry(app.engine), clock)
         heard = clock.advance(45)
-        beat = await http.post(f"{API}/heartbeat", headers=auth(enrolled["host_token"]))
+        beat = await http.post(f"{API}/heartbeat", headers=host.headers)
         assert beat.status_code == 200, beat.text
     await lifespan.stop()
 
-    async with read_transaction(app.engine) as conn:
-        seen = (await conn.execute(select(hosts.c.last_seen_at))).scalar_one()
-    assert seen == heard.replace(tzinfo=None)
+    assert await last_seen(app.engine, host.host_id) == heard.replace(tzinfo=None)
     await app.engine.dispose()
