@@ -106,6 +106,7 @@ fix_records = Table(
     Column("exit_code", Integer, nullable=True),
     Column("output_tail", Text, nullable=False),
     Index("ix_fix_records_fix_item", "fix_id", "item_id"),
+    # As the snapshot records': a host's waiting fixes in task order, then by id (the key).
     Index("ix_fix_records_host_status", "host_id", "status", "fix_id"),
     sqlite_autoincrement=True,
 )

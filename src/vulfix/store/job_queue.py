@@ -62,6 +62,8 @@ _CLAIMABLE_JOB = (
     .where(jobs.c.host_id == bindparam("host_id"), JOB_ACTIVE)
     .limit(1)
 )
+
+
 # A host's next work, in order: its oldest pending snapshot in an admitted task, else its
 # oldest waiting fix whose snapshot cleared the way, else a snapshot whose retention ran out.
 # One statement asks all three (each arm its first row, ranked), where up to three statements
@@ -70,15 +72,13 @@ _CLAIMABLE_JOB = (
 # is sorted: a host whose report ends its work (every host, once a task) is answered in
 # 5.0 us with the fix arm's item columns below (3.8 without), where three statements took
 # 16.4 and the sorted union 8.2.
-# Every arm gives the columns of the fix arm, which reads its record with the item it fixes
-# (`record_updates.RECORD_AND_ITEM_COLUMNS`): dispatching the fix needs them, and reading
-# them here saves a statement. The others give their record's id and fix_id, and NULLs
-# typed as the fix arm's columns (PostgreSQL types a bare NULL in a subquery as text).
-_ID, _FIX_ID = "id", "fix_id"
-
-
 def _arm(rank: int, record_id: Any, fix_id: Any) -> list[Any]:
-    given = {_ID: record_id, _FIX_ID: fix_id}
+    """A non-fix arm's columns. Every arm gives the fix arm's, which reads its record with the
+    item it fixes (`record_updates.RECORD_AND_ITEM_COLUMNS`): dispatching the fix needs them,
+    and reading them here saves a statement. The others give their record's id and fix_id,
+    and NULLs typed as the fix arm's columns (PostgreSQL types a bare NULL in a subquery as
+    text)."""
+    given = {"id": record_id, "fix_id": fix_id}
     return [literal(rank).label("rank")] + [
         given[c.name].label(c.name) if c.name in given else null().cast(c.type).label(c.name)
         for c in RECORD_AND_ITEM_COLUMNS
