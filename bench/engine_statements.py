@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.engine_jobs import prepare, run_hosts_at_once  # noqa: E402
+from bench.engine_jobs import prepare, shared_cpu_per_job  # noqa: E402
 
 from vulfix.store import hot_statements, inline_sqlite  # noqa: E402
 
@@ -64,12 +64,7 @@ class Timings:
 
 async def shared_run(path: Path, hosts: int, agents: int) -> float:
     """CPU seconds per job with `agents` hosts reporting at once."""
-    prepared = await prepare(path, hosts)
-    began = time.process_time()
-    await run_hosts_at_once(prepared, prepared.names, agents)
-    cpu = time.process_time() - began
-    await prepared.engine.dispose()
-    return cpu / (2 * hosts)
+    return await shared_cpu_per_job(await prepare(path, hosts), agents)
 
 
 def main() -> None:

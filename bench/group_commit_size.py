@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.engine_jobs import prepare, run_hosts_at_once  # noqa: E402
+from bench.engine_jobs import prepare, shared_cpu_per_job  # noqa: E402
 
 
 async def capped_run(path: Path, hosts: int, agents: int, size: int) -> tuple[float, list[float]]:
@@ -44,11 +44,7 @@ async def capped_run(path: Path, hosts: int, agents: int, size: int) -> tuple[fl
             held.append(time.perf_counter() - began)
 
     writes._commit = timed  # type: ignore[method-assign]
-    began = time.process_time()
-    await run_hosts_at_once(prepared, prepared.names, agents)
-    cpu = time.process_time() - began
-    await prepared.engine.dispose()
-    return cpu / (2 * hosts), held
+    return await shared_cpu_per_job(prepared, agents), held
 
 
 def main() -> None:
