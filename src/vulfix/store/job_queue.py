@@ -279,7 +279,7 @@ async def lease_next_job(
     job_id = queued.lastrowid
     record = None
     if job.fix_record_id is not None:
-        record = await dispatch_fix(conn, job.fix_record_id, now, read=read)
+        record = await dispatch_fix(conn, job.fix_record_id, now, current=read)
     return Leased(job_id, job, record)
 
 

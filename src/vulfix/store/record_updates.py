@@ -144,13 +144,13 @@ async def record_and_item(conn: AsyncConnection, record_id: int) -> Any:
 
 
 async def dispatch_fix(
-    conn: AsyncConnection, record_id: int, now: datetime, *, read: Any = None
+    conn: AsyncConnection, record_id: int, now: datetime, *, current: Any = None
 ) -> Any:
     """Moves the record of a fix job just leased to dispatched; returns the record with its
     item's fields (vul_id, vul_name, fix_method, kb_id, kb_number, kb_name, pre_kb_list),
-    read once for both the change and the work the job asks for. `read`: the record as this
-    transaction read it already, with `RECORD_AND_ITEM_COLUMNS`."""
-    record = read if read is not None else await record_and_item(conn, record_id)
+    read once for both the change and the work the job asks for. `current`: the record as
+    this transaction read it already, with `RECORD_AND_ITEM_COLUMNS`."""
+    record = current if current is not None else await record_and_item(conn, record_id)
     await set_fix_statuses(
         conn, [record_id], FixStatus.DISPATCHED, "", now, dispatched=True, current=record
     )
