@@ -11,7 +11,7 @@ import secrets
 import string
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -23,6 +23,7 @@ from vulfix.store.database import write_transaction
 from vulfix.store.fixing_tables import enrollment_tokens
 from vulfix.store.group_commit import GroupCommit
 from vulfix.store.inventory_tables import hosts
+from vulfix.store.tables import to_stored
 
 ENROLL_TOKEN_PREFIX = "vfe_"  # noqa: S105 (a public prefix that makes leaked tokens greppable)
 HOST_TOKEN_PREFIX = "vfh_"  # noqa: S105
@@ -46,11 +47,6 @@ MAX_CACHED = 200_000
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _stored(moment: datetime) -> datetime:
-    """An aware time as the tables keep it: naive UTC."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _random_suffix(length: int = 8) -> str:
@@ -133,8 +129,8 @@ class SqlHostRegistry:
                 insert(enrollment_tokens).values(
                     account_id=account.id,
                     token_hash=token_hash(token),
-                    created_at=_stored(now),
-                    expires_at=_stored(now + ttl),
+                    created_at=to_stored(now),
+                    expires_at=to_stored(now + ttl),
                 )
             )
 
@@ -145,7 +141,7 @@ class SqlHostRegistry:
                 update(enrollment_tokens)
                 .where(enrollment_tokens.c.token_hash == token_hash(token))
                 # Revoking twice keeps the first time.
-                .values(revoked_at=func.coalesce(enrollment_tokens.c.revoked_at, _stored(now)))
+                .values(revoked_at=func.coalesce(enrollment_tokens.c.revoked_at, to_stored(now)))
             )
         return result.rowcount > 0
 
@@ -158,7 +154,7 @@ class SqlHostRegistry:
 
     async def _enroll_once(self, token: str, facts: HostFacts, now: datetime) -> Enrollment:
         host_token = HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)
-        stored_now = _stored(now)
+        stored_now = to_stored(now)
         async with write_transaction(self._engine) as conn:
             account_id = await self._enrolling_account(conn, token, stored_now)
             claimed = None
@@ -262,7 +258,7 @@ class SqlHostRegistry:
         if last is not None and last <= now < last + self._touch_interval:
             return
         # Nobody waits for it: it joins the next shared transaction (`GroupCommit.write_soon`).
-        await self._writes.write_soon(_TOUCH, {"host": host.host_id, "seen": _stored(now)})
+        await self._writes.write_soon(_TOUCH, {"host": host.host_id, "seen": to_stored(now)})
         if len(self._last_touched) >= MAX_CACHED:
             self._last_touched.clear()
         self._last_touched[host.host_id] = now
