@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +17,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from vulfix.agent_api.dispatch import AgentDispatch
 from vulfix.agent_api.lane import AgentLane, agent_slots
@@ -61,7 +64,7 @@ log = logging.getLogger("vulfix")
 
 @dataclass
 class Application:
-    asgi: TcApiApp
+    asgi: ASGIApp
     engine: AsyncEngine
     settings: Settings
     fixing: SqlFixingStore
@@ -181,10 +184,20 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
         ],
         lifespan=lifespan,
     )
-    # The agents' requests skip Starlette's routing; the mount above answers their 404s and
-    # 405s as it always did.
-    agent_first = AgentDispatch(agent, AGENT_API_PATH, side_app)
-    return Application(TcApiApp(wire, agent_first), engine, settings, fixing, loop, notifier)
+    # A trusted proxy's forwarded headers matter to the API's log line and the console's
+    # secure cookie, not to agents: their requests, most of a fleet's traffic, are dispatched
+    # before the middleware (uvicorn's own is off, `serving.draining_server`). They skip
+    # Starlette's routing too; the mount above answers their 404s and 405s as it always did.
+    # (uvicorn types ASGI apps more narrowly than Starlette: the same callables, cast.)
+    api_and_console = cast(
+        ASGIApp,
+        ProxyHeadersMiddleware(
+            cast(Any, TcApiApp(wire, side_app)),
+            trusted_hosts=settings.forwarded_allow_ips,
+        ),
+    )
+    agent_first = AgentDispatch(agent, AGENT_API_PATH, api_and_console)
+    return Application(agent_first, engine, settings, fixing, loop, notifier)
 
 
 def replica_coordination(

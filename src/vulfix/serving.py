@@ -42,7 +42,7 @@ class DrainingServer(uvicorn.Server):
 
 def draining_server(application: Application, settings: Settings) -> DrainingServer:
     """The server `vulfix serve` and `vulfix demo` run: `settings`' address and TLS, no access
-    log (the API writes its own line), forwarded headers from `forwarded_allow_ips` only."""
+    log (the API writes its own line); the application reads forwarded headers itself."""
     config = uvicorn.Config(
         application.asgi,
         host=settings.host,
@@ -56,7 +56,7 @@ def draining_server(application: Application, settings: Settings) -> DrainingSer
         timeout_graceful_shutdown=10,
         # Agents keep connections between long-polls; uvicorn's default of 5 s drops them.
         timeout_keep_alive=75,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # Applied by the application itself, to what needs them (`app.build`).
+        proxy_headers=False,
     )
     return DrainingServer(config, application.notifier.release_all)

@@ -13,7 +13,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 
 from tests.e2e.fleets import enroll_by_hand, enroll_token
 from tests.e2e.processes import ServerProcess
-from tests.e2e.sdk_clients import client
+from tests.e2e.sdk_clients import client, common_client
 
 
 def test_each_request_writes_one_structured_line_without_secrets(server: ServerProcess) -> None:
@@ -23,19 +23,34 @@ def test_each_request_writes_one_structured_line_without_secrets(server: ServerP
         raise AssertionError("expected an API error")
     except TencentCloudSDKException as error:
         request_id = error.get_request_id()
-    deadline = time.monotonic() + 5
-    lines: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not lines:
-        text = server.log_path.read_text()
-        lines = [json.loads(line) for line in text.splitlines() if request_id in line]
-        time.sleep(0.05)
-    assert len(lines) == 1
-    line = lines[0]
+    line = _log_line(server, request_id)
     assert line["action"] == "DescribeVulFixStatus"
     assert line["account"] == "observed"
     assert line["code"] == "InvalidParameterValue"
     assert isinstance(line["duration_ms"], float | int)
     assert key.secret_key not in server.log_path.read_text()
+
+
+def test_the_line_names_the_client_a_trusted_proxy_forwarded(server: ServerProcess) -> None:
+    key = server.create_key("proxied")
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}  # from 127.0.0.1, trusted by default
+    answer = common_client(server.endpoint, key).call_json(
+        "DescribeCanFixVulMachine", {"VulIds": [1]}, headers=forwarded
+    )
+    line = _log_line(server, answer["Response"]["RequestId"])
+    assert str(line["client"]).startswith("203.0.113.7:"), line
+
+
+def _log_line(server: ServerProcess, request_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = server.log_path.read_text()
+        lines = [json.loads(line) for line in text.splitlines() if request_id in line]
+        if lines:
+            assert len(lines) == 1
+            return lines[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no log line for {request_id}")
 
 
 def test_metrics_count_requests_by_action_and_code(server: ServerProcess) -> None:
