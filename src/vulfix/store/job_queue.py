@@ -72,13 +72,13 @@ _CLAIMABLE_JOB = (
 # is sorted: a host whose report ends its work (every host, once a task) is answered in
 # 5.0 us with the fix arm's item columns below (3.8 without), where three statements took
 # 16.4 and the sorted union 8.2.
-def _arm(rank: int, record_id: Any, fix_id: Any) -> list[Any]:
+def _arm(rank: int, record_id: Any, fix_id: Any = None) -> list[Any]:
     """A non-fix arm's columns. Every arm gives the fix arm's, which reads its record with the
     item it fixes (`record_updates.RECORD_AND_ITEM_COLUMNS`): dispatching the fix needs them,
-    and reading them here saves a statement. The others give their record's id and fix_id,
-    and NULLs typed as the fix arm's columns (PostgreSQL types a bare NULL in a subquery as
-    text)."""
-    given = {"id": record_id, "fix_id": fix_id}
+    and reading them here saves a statement. The others give their record's id (and fix_id,
+    if they have one), and NULLs typed as the fix arm's columns for the rest (PostgreSQL
+    types a bare NULL in a subquery as text)."""
+    given = {"id": record_id} if fix_id is None else {"id": record_id, "fix_id": fix_id}
     return [literal(rank).label("rank")] + [
         given[c.name].label(c.name) if c.name in given else null().cast(c.type).label(c.name)
         for c in RECORD_AND_ITEM_COLUMNS
@@ -116,7 +116,7 @@ _WAITING_FIX = (
     .limit(1)
 )
 _EXPIRED_SNAPSHOT = (
-    select(*_arm(2, machine_snapshots.c.id, null().cast(fix_records.c.fix_id.type)))
+    select(*_arm(2, machine_snapshots.c.id))
     .where(
         machine_snapshots.c.host_id == bindparam("host_id"),
         machine_snapshots.c.deleted_at.is_(None),
