@@ -86,7 +86,7 @@ fix_tasks = Table(
 
 def utc_now() -> datetime:
     """The current time as stored: naive UTC."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    return to_stored(datetime.now(UTC))
 
 
 # Conversions by arithmetic on an epoch: exact, and on CPython 3.11 a twelfth of the time of
