@@ -35,6 +35,10 @@ class Timings:
     """Seconds and calls per statement, and for COMMIT."""
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what was timed so far."""
         self.statements: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0])
         self.commits = [0, 0.0]
 
@@ -68,8 +72,7 @@ async def shared_run(path: Path, hosts: int, agents: int, timings: Timings) -> f
     """CPU seconds per job with `agents` hosts reporting at once; `timings` keeps only the
     jobs' statements and commits, not those of setting up the task."""
     prepared = await prepare(path, hosts)
-    timings.statements.clear()
-    timings.commits = [0, 0.0]
+    timings.clear()
     return await shared_cpu_per_job(prepared, agents)
 
 
