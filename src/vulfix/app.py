@@ -112,7 +112,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
         dispatch_timeout=settings.dispatch_timeout,
     )
     notifier, rate_limiter, coordination = replica_coordination(settings)
-    fixing = SqlFixingStore(engine, timings, notifier.notify, settings.snapshot_quota)
+    fixing = SqlFixingStore(
+        engine, timings, notifier.notify, settings.snapshot_quota, held_polls=notifier
+    )
     display = DisplayClock(parse_zone(settings.display_timezone))
     inventory = SqlInventoryReader(engine)
     service = build_cwp_service(

@@ -3,6 +3,11 @@ from __future__ import annotations
 import asyncio
 
 from vulfix.agent_api import MemoryJobNotifier
+from vulfix.fixing.agent_port import JobAssignment, SnapshotWork
+
+
+def snapshot_job(job_id: int) -> JobAssignment:
+    return JobAssignment(job_id, 7, 900.0, SnapshotWork("before-fix", 1))
 
 
 class Ticks:
@@ -69,3 +74,30 @@ async def test_release_all_ends_held_polls_and_every_later_wait() -> None:
     assert list(await asyncio.wait_for(asyncio.gather(*held), 1)) == [True, True, True]
     assert notifier.waiting_hosts == 0
     assert await asyncio.wait_for(notifier.wait(3, 30), 1) is False, "no new poll is held"
+
+
+async def test_a_job_handed_over_answers_every_held_poll_of_its_host_only() -> None:
+    notifier = MemoryJobNotifier()
+    first = asyncio.create_task(notifier.wait(1, 5))
+    second = asyncio.create_task(notifier.wait(1, 5))
+    other = asyncio.create_task(notifier.wait(2, 0.05))
+    await asyncio.sleep(0)
+    assert notifier.waiting([1, 2, 3]) == {1, 2}
+
+    notifier.hand_over({1: snapshot_job(41)})
+
+    woken = await asyncio.wait_for(asyncio.gather(first, second), 1)
+    assert woken == [snapshot_job(41), snapshot_job(41)]
+    assert await other is False
+    assert notifier.waiting([1, 2]) == set()
+
+
+async def test_a_job_handed_over_after_its_poll_left_wakes_the_next_poll_to_ask() -> None:
+    notifier = MemoryJobNotifier()
+    assert await notifier.wait(1, 0.01) is False  # the poll timed out just before
+
+    notifier.hand_over({1: snapshot_job(41)})
+
+    # The job is leased in the store: the next poll is woken at once, asks, and gets it.
+    assert await notifier.wait(1, 5) is True
+    assert await notifier.wait(1, 0.01) is False, "woken once"

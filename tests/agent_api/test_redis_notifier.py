@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from tests.services import redis_url
 from tests.tcp_proxy import TcpProxy, free_port
 from vulfix.agent_api.redis_notifier import RedisJobNotifier, WakeUp
+from vulfix.fixing.agent_port import JobAssignment, SnapshotWork
 from vulfix.redis_connection import open_redis
 
 ReplicaFactory = Callable[..., Awaitable[RedisJobNotifier]]
@@ -73,6 +74,23 @@ async def test_a_poll_on_one_replica_is_woken_by_a_job_queued_on_another(
     assert await asyncio.wait_for(poll, 1.0) is True
     assert time.monotonic() - started < 1.0
     assert b.local.waiting_hosts == 0
+
+
+async def test_a_job_is_handed_over_to_this_replicas_polls_only(
+    replica: ReplicaFactory,
+) -> None:
+    a, b = await replica(), await replica()
+    here = asyncio.create_task(a.wait(7, 10))
+    there = asyncio.create_task(b.wait(8, 0.3))
+    await asyncio.sleep(0.01)
+    assert a.waiting([7, 8]) == {7}, "b's poll is not a's to answer"
+
+    job = JobAssignment(41, 3, 900.0, SnapshotWork("before-fix", 1))
+    a.hand_over({7: job, 8: job})
+
+    assert await asyncio.wait_for(here, 1.0) == job
+    # Host 8's job is leased in the store: its poll on b finds it when it next asks.
+    assert await asyncio.wait_for(there, 1.0) is False
 
 
 async def test_a_batch_of_hosts_is_one_message(

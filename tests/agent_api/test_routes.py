@@ -21,7 +21,7 @@ from tests.agent_api.agent_calls import (
 )
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from vulfix.agent_api import MemoryJobNotifier
-from vulfix.fixing.agent_port import SnapshotWork
+from vulfix.fixing.agent_port import JobAssignment, SnapshotWork
 from vulfix.fixing.clock import ManualClock
 from vulfix.store.agent_registry import SqlHostRegistry
 from vulfix.store.inventory_tables import hosts
@@ -117,6 +117,30 @@ async def test_long_poll_returns_a_job_that_appears_during_the_wait(
     assert notifier.waiting_hosts == 0
     assert jobs.next_job_calls == 2, "asked before the wait, and again once woken"
     assert jobs.woken_calls == 1, "the second time as woken: the store may skip its idle check"
+
+
+async def test_a_held_poll_answers_the_job_handed_to_it_without_asking_again(
+    http: httpx.AsyncClient,
+    registry: SqlHostRegistry,
+    clock: ManualClock,
+    jobs: FakeJobSource,
+    notifier: MemoryJobNotifier,
+) -> None:
+    host = await enrol(http, registry, clock)
+    poll = asyncio.create_task(http.get(f"{API}/jobs", params={"wait": 30}, headers=host.headers))
+    await until(lambda: notifier.waiting_hosts > 0)
+
+    notifier.hand_over({host.host_id: JobAssignment(41, 7, 900.0, SnapshotWork("pre-7", 3))})
+
+    response = await asyncio.wait_for(poll, 5)
+    assert response.status_code == 200
+    assert response.json() == {
+        "job_id": 41,
+        "fix_id": 7,
+        "lease_seconds": 900.0,
+        "work": {"type": "snapshot", "snapshot_name": "pre-7", "save_days": 3},
+    }
+    assert jobs.next_job_calls == 1, "asked before the wait only"
 
 
 async def test_long_poll_answers_204_when_nothing_comes(

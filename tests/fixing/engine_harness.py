@@ -10,7 +10,13 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select, update
 
-from vulfix.fixing.agent_port import AgentTimings, HostIdentity, JobAssignment, JobResult
+from vulfix.fixing.agent_port import (
+    AgentTimings,
+    HeldPolls,
+    HostIdentity,
+    JobAssignment,
+    JobResult,
+)
 from vulfix.fixing.clock import ManualClock
 from vulfix.fixing.planning import FixItemRequest, FixRequest
 from vulfix.fixing.services import create_fix_task
@@ -162,12 +168,14 @@ class Harness:
             return int((await conn.execute(query)).scalar_one())
 
 
-async def make_harness(url: str, account: str = "acme") -> Harness:
-    """A harness on the migrated database at `url`."""
+async def make_harness(
+    url: str, account: str = "acme", held_polls: HeldPolls | None = None
+) -> Harness:
+    """A harness on the migrated database at `url`; `held_polls` as `SqlFixingStore` takes it."""
     engine = create_engine(url)
     clock = ManualClock()
     woken: list[int] = []
-    store = SqlFixingStore(engine, TIMINGS, woken.extend, snapshot_quota=3)
+    store = SqlFixingStore(engine, TIMINGS, woken.extend, snapshot_quota=3, held_polls=held_polls)
     async with write_transaction(engine) as conn:
         account_id = (
             await conn.execute(

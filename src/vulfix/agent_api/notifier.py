@@ -5,6 +5,10 @@ until the wait times out, so a notification for a host nobody is waiting on is r
 briefly (`remember_seconds`): the wait that follows returns at once. At worst that wakes a
 poll that then finds nothing and answers 204 early; the agent simply polls again.
 
+A job leased for a host while its poll waits here can be handed to that poll (`hand_over`):
+when a task starts, a fleet's held polls answer with their first job at once, instead of
+each asking the store for it.
+
 Not thread-safe: call `notify` on the event loop's thread.
 """
 
@@ -12,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+
+from vulfix.fixing.agent_port import JobAssignment
 
 
 class MemoryJobNotifier:
@@ -46,9 +52,24 @@ class MemoryJobNotifier:
             if len(self._unclaimed) > self._max_remembered:
                 del self._unclaimed[next(iter(self._unclaimed))]
 
-    async def wait(self, host_id: int, timeout: float) -> bool:  # noqa: ASYNC109 (the port)
-        """True when woken by a notification for the host, False when `timeout` ran out
-        (or the notifier was released)."""
+    def waiting(self, host_ids: Iterable[int]) -> set[int]:
+        return {host_id for host_id in host_ids if host_id in self._waiting}
+
+    def hand_over(self, jobs: Mapping[int, JobAssignment]) -> None:
+        gone = []
+        for host_id, job in jobs.items():
+            waiters = self._waiting.pop(host_id, None)
+            if waiters is None:
+                gone.append(host_id)
+            else:
+                waiters.job = job
+                waiters.event.set()
+        if gone:
+            self.notify(gone)
+
+    async def wait(self, host_id: int, timeout: float) -> JobAssignment | bool:  # noqa: ASYNC109
+        """The job handed over to the host's poll; True when woken by a notification for the
+        host; False when `timeout` ran out (or the notifier was released)."""
         if self._released:
             return False
         noted = self._unclaimed.pop(host_id, None)
@@ -63,7 +84,7 @@ class MemoryJobNotifier:
         try:
             async with asyncio.timeout(timeout):
                 await waiters.event.wait()
-            return True
+            return waiters.job or True
         except TimeoutError:
             return False
         finally:
@@ -102,8 +123,9 @@ class MemoryJobNotifier:
 
 
 class _HostWaiters:
-    __slots__ = ("count", "event")
+    __slots__ = ("count", "event", "job")
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
         self.count = 0
+        self.job: JobAssignment | None = None  # every waiter of the host gets the same job

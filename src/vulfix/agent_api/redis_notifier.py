@@ -27,6 +27,7 @@ import math
 import random
 import secrets
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -35,6 +36,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from vulfix.agent_api.notifier import MemoryJobNotifier
+from vulfix.fixing.agent_port import JobAssignment
 
 INITIAL_BACKOFF = 0.1
 
@@ -96,7 +98,15 @@ class RedisJobNotifier:
                 return  # no loop to publish from: the ids go out with the next notification
             self._publisher = loop.create_task(self._publish(), name="vulfix-notify-publish")
 
-    async def wait(self, host_id: int, timeout: float) -> bool:  # noqa: ASYNC109 (the port)
+    def waiting(self, host_ids: Iterable[int]) -> set[int]:
+        return self.local.waiting(host_ids)
+
+    def hand_over(self, jobs: Mapping[int, JobAssignment]) -> None:
+        """To this process's polls only: a host whose poll has gone finds its leased job with
+        its next poll, on whichever replica that reaches, so other replicas need no word."""
+        self.local.hand_over(jobs)
+
+    async def wait(self, host_id: int, timeout: float) -> JobAssignment | bool:  # noqa: ASYNC109
         return await self.local.wait(host_id, timeout)
 
     def release_all(self) -> None:

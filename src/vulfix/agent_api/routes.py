@@ -236,10 +236,13 @@ def agent_routes(
 
     async def waited_for(host: HostIdentity, wait: float) -> JobAssignment | None:
         """The host's next job if one is queued for it within `wait` seconds, for a poll or a
-        report that found none. Asked again only when woken: the notifier remembers a job
-        queued between the question and the wait, and after a timeout the agent's next
-        request asks first anyway."""
-        if wait > 0 and await notifier.wait(host.host_id, wait):
+        report that found none: handed over with the wake-up, or asked for when woken. Asked
+        again only when woken: the notifier remembers a job queued between the question and
+        the wait, and after a timeout the agent's next request asks first anyway."""
+        woken = await notifier.wait(host.host_id, wait) if wait > 0 else False
+        if isinstance(woken, JobAssignment):
+            return woken
+        if woken:
             async with lane.admitted():
                 return await jobs.next_job(host, clock.now(), woken=True)
         return None

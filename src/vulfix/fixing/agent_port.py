@@ -6,6 +6,7 @@ format of `vulfix.agent_protocol`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -143,12 +144,30 @@ class JobSource(Protocol):
         ...
 
 
-class JobNotifier(Protocol):
-    """Wakes long-polls when a host gets work (in-process now; across replicas later)."""
+class HeldPolls(Protocol):
+    """The long polls this process holds, to which a job leased for them can be given directly:
+    such a poll answers without asking the store for its job."""
+
+    def waiting(self, host_ids: Iterable[int]) -> set[int]:
+        """The hosts among `host_ids` with a poll held here now."""
+        ...
+
+    def hand_over(self, jobs: Mapping[int, JobAssignment]) -> None:
+        """Wakes each host's poll with its job (by host id), leased already. A host whose poll
+        has gone meanwhile is notified instead: its next poll finds the leased job and gets
+        it again."""
+        ...
+
+
+class JobNotifier(HeldPolls, Protocol):
+    """Wakes long-polls when a host gets work, in one process or across replicas."""
 
     def notify(self, host_ids: list[int]) -> None: ...
 
-    async def wait(self, host_id: int, timeout: float) -> bool: ...  # noqa: ASYNC109
+    async def wait(self, host_id: int, timeout: float) -> JobAssignment | bool:  # noqa: ASYNC109
+        """The job handed over to the host's poll (`hand_over`); True when woken by a
+        notification (the poll asks the store); False when `timeout` ran out."""
+        ...
 
     def release_all(self) -> None:
         """Ends every held poll now and every later wait at once: the server is stopping."""

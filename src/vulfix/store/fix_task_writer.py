@@ -4,7 +4,9 @@ task over 10 000 hosts costs a handful of round trips, not one per host."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +15,13 @@ from vulfix.fixing.planning import FixRequest, HostFact, KbFact, PlannedItem, Ta
 from vulfix.fixing.statuses import FixStatus, SnapshotStatus
 from vulfix.fixing.transitions import FINDING_FIXING
 from vulfix.store.bulk_rows import bulk_time, insert_rows, update_rows
-from vulfix.store.fixing_tables import fix_items, fix_records, jobs, snapshot_records
+from vulfix.store.fixing_tables import (
+    fix_items,
+    fix_records,
+    job_state_is,
+    jobs,
+    snapshot_records,
+)
 from vulfix.store.inventory_tables import (
     findings,
     hosts,
@@ -35,7 +43,7 @@ FIX_COLUMNS = (
 )  # fmt: skip
 JOB_COLUMNS = (
     "account_id", "host_id", "fix_id", "kind", "snapshot_record_id", "fix_record_id",
-    "state", "created_at",
+    "state", "created_at", "leased_at", "lease_expires_at",
 )  # fmt: skip
 # Up to this many hosts, look them up by Quuid; beyond, read the account's hosts once.
 SMALL_REQUEST = 200
@@ -124,10 +132,28 @@ async def _vulnerabilities(
     }
 
 
+class Leasing(NamedTuple):
+    """Hosts whose first job, if a snapshot, is queued leased until `expires`: their agents'
+    polls are held right now, and are handed the job as soon as the task is committed."""
+
+    hosts: Collection[int]
+    expires: datetime
+
+
+class WrittenPlan(NamedTuple):
+    fix_id: int
+    started: list[int]  # the hosts that got a job
+    leased: dict[int, int]  # host id -> its job queued leased (see `Leasing`)
+
+
 async def write_plan(
-    conn: AsyncConnection, account_id: int, plan: TaskPlan, now: datetime
-) -> tuple[int, list[int]]:
-    """Creates the task and its records; returns (FixId, hosts that got a job)."""
+    conn: AsyncConnection,
+    account_id: int,
+    plan: TaskPlan,
+    now: datetime,
+    leasing: Leasing | None = None,
+) -> WrittenPlan:
+    """Creates the task and its records, and queues the first jobs."""
     stamp = to_stored(now)
     fix_id = int(
         (
@@ -203,8 +229,10 @@ async def write_plan(
             ("host_id", "vul_id"),
             [(FINDING_FIXING, text_stamp, h.host_id, item.vul_id) for h in item.hosts],
         )
-    started = await _queue_first_jobs(conn, account_id, fix_id, sorted(admitted), stamp)
-    return fix_id, started
+    started, leased = await _queue_first_jobs(
+        conn, account_id, fix_id, sorted(admitted), stamp, leasing
+    )
+    return WrittenPlan(fix_id, started, leased)
 
 
 async def _insert_item(conn: AsyncConnection, fix_id: int, item: PlannedItem) -> int:
@@ -223,13 +251,20 @@ async def _insert_item(conn: AsyncConnection, fix_id: int, item: PlannedItem) ->
 
 
 async def _queue_first_jobs(
-    conn: AsyncConnection, account_id: int, fix_id: int, admitted: list[int], stamp: datetime
-) -> list[int]:
-    """A new task's admitted hosts that are idle start now: a snapshot, or their first fix."""
+    conn: AsyncConnection,
+    account_id: int,
+    fix_id: int,
+    admitted: list[int],
+    stamp: datetime,
+    leasing: Leasing | None,
+) -> tuple[list[int], dict[int, int]]:
+    """A new task's admitted hosts that are idle start now: a snapshot, or their first fix.
+    Returns them, and the jobs queued leased (a fix is dispatched by its claim, so only a
+    snapshot is)."""
     await lock_hosts(conn, admitted)
     idle = set(admitted) - await busy_hosts(conn, admitted)
     if not idle:
-        return []
+        return [], {}
     snapshot_query = select(snapshot_records.c.host_id, snapshot_records.c.id).where(
         snapshot_records.c.fix_id == fix_id,
         snapshot_records.c.status == int(SnapshotStatus.PENDING),
@@ -242,6 +277,10 @@ async def _queue_first_jobs(
     )
     first_fix = {int(r.host_id): int(r.record_id) for r in await conn.execute(first_fix_query)}
     text_stamp = bulk_time(conn, stamp)
+    lease_to = pending.keys() & leasing.hosts if leasing else set()
+    expires = bulk_time(conn, to_stored(leasing.expires)) if leasing else None
+    queued = ("queued", text_stamp, None, None)
+    leased_now = ("leased", text_stamp, text_stamp, expires)
     rows = [
         (
             account_id,
@@ -250,10 +289,17 @@ async def _queue_first_jobs(
             "snapshot" if host_id in pending else "fix",
             pending.get(host_id),
             None if host_id in pending else first_fix[host_id],
-            "queued",
-            text_stamp,
+            *(leased_now if host_id in lease_to else queued),
         )
         for host_id in sorted(idle)
     ]
     await insert_rows(conn, jobs, JOB_COLUMNS, rows)
-    return sorted(idle)
+    leased: dict[int, int] = {}
+    if lease_to and leasing:
+        query = select(jobs.c.host_id, jobs.c.job_id).where(
+            job_state_is("leased"),
+            jobs.c.lease_expires_at == to_stored(leasing.expires),
+            jobs.c.fix_id == fix_id,
+        )
+        leased = {int(r.host_id): int(r.job_id) for r in await conn.execute(query)}
+    return sorted(idle), leased

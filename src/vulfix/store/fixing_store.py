@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.agent_port import (
     AgentTimings,
+    HeldPolls,
     HostIdentity,
     JobAssignment,
     JobResult,
     ReportOutcome,
+    SnapshotWork,
 )
 from vulfix.fixing.host_log import HostLog
 from vulfix.fixing.planning import FixRequest, Planner
@@ -46,10 +48,12 @@ class SqlFixingStore:
         timings: AgentTimings,
         notify: Callable[[list[int]], None],
         snapshot_quota: int = 64,
+        held_polls: HeldPolls | None = None,
     ) -> None:
         self.engine = engine
         self.timings = timings
         self.notify = notify
+        self.held_polls = held_polls
         self.snapshot_quota = snapshot_quota
         self._lease = timedelta(seconds=timings.lease_seconds)
         self._offline_after = timedelta(seconds=timings.offline_after)
@@ -69,9 +73,25 @@ class SqlFixingStore:
                 conn, account_id, request, now, self._offline_after
             )
             plan = planner(*facts)
-            fix_id, started = await fix_task_writer.write_plan(conn, account_id, plan, now)
-        self.notify(started)
-        return fix_id
+            leasing = None
+            if self.held_polls is not None:
+                waiting = self.held_polls.waiting(host.host_id for host in plan.hosts)
+                leasing = fix_task_writer.Leasing(waiting, now + self._lease)
+            written = await fix_task_writer.write_plan(conn, account_id, plan, now, leasing)
+        if self.held_polls is not None and written.leased:
+            # A task's start wakes a whole fleet's held polls at once. Each is handed its
+            # snapshot job, leased with the task, rather than asking the store for it: the
+            # claims the polls would make are the bulk of a start's work.
+            work = SnapshotWork(plan.snapshot_name, plan.save_days)
+            lease_seconds = self.timings.lease_seconds
+            self.held_polls.hand_over(
+                {
+                    host_id: JobAssignment(job_id, written.fix_id, lease_seconds, work)
+                    for host_id, job_id in written.leased.items()
+                }
+            )
+        self.notify([host for host in written.started if host not in written.leased])
+        return written.fix_id
 
     async def retry_snapshot(
         self, account_id: int, fix_id: int, quuid: str, record_id: int, now: datetime
