@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
+from vulfix.agent_api import MemoryJobNotifier
 from vulfix.fixing.agent_port import JobAssignment
 from vulfix.fixing.clock import ManualClock
 from vulfix.store.agent_registry import SqlHostRegistry
@@ -49,6 +50,15 @@ async def leased_fix(
     polled = await http.get(f"{API}/jobs", headers=host.headers)
     assert polled.status_code == 200, polled.text
     return host, job
+
+
+async def held_poll(
+    http: httpx.AsyncClient, host: Enrolled, notifier: MemoryJobNotifier
+) -> asyncio.Task[httpx.Response]:
+    """The host's poll for a job, once it waits in the notifier (nothing was queued)."""
+    poll = asyncio.create_task(http.get(f"{API}/jobs", params={"wait": 30}, headers=host.headers))
+    await until(lambda: notifier.waiting_hosts > 0)
+    return poll
 
 
 def enroll_body(token: str, quuid: str | None = "q-1", **changes: Any) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from tests.agent_api.agent_calls import (
     auth,
     enrol,
     enroll_body,
+    held_poll,
     last_seen,
     leased_fix,
-    until,
 )
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from vulfix.agent_api import MemoryJobNotifier
@@ -88,8 +88,7 @@ async def test_long_poll_returns_a_job_that_appears_during_the_wait(
 ) -> None:
     host = await enrol(http, registry, clock)
     started = time.monotonic()
-    poll = asyncio.create_task(http.get(f"{API}/jobs", params={"wait": 30}, headers=host.headers))
-    await until(lambda: notifier.waiting_hosts > 0)  # the poll reaches its wait
+    poll = await held_poll(http, host, notifier)
     job = jobs.add(host.quuid, fix_work())
     notifier.notify([host.host_id])
 
@@ -127,8 +126,7 @@ async def test_a_held_poll_answers_the_job_handed_to_it_without_asking_again(
     notifier: MemoryJobNotifier,
 ) -> None:
     host = await enrol(http, registry, clock)
-    poll = asyncio.create_task(http.get(f"{API}/jobs", params={"wait": 30}, headers=host.headers))
-    await until(lambda: notifier.waiting_hosts > 0)
+    poll = await held_poll(http, host, notifier)
 
     notifier.hand_over({host.host_id: JobAssignment(41, 7, 900.0, SnapshotWork("pre-7", 3))})
 
