@@ -133,11 +133,15 @@ async def _vulnerabilities(
 
 
 class Leasing(NamedTuple):
-    """Hosts whose first job, if a snapshot, is queued leased until `expires`: their agents'
-    polls are held right now, and are handed the job as soon as the task is committed."""
+    """Hosts whose first job, if a snapshot, is queued leased until `expires` (as stored:
+    naive UTC): their agents' polls are held right now, and are handed the job as soon as
+    the task is committed."""
 
     hosts: Collection[int]
     expires: datetime
+
+
+NO_LEASING = Leasing(frozenset(), datetime.min)
 
 
 class WrittenPlan(NamedTuple):
@@ -151,7 +155,7 @@ async def write_plan(
     account_id: int,
     plan: TaskPlan,
     now: datetime,
-    leasing: Leasing | None = None,
+    leasing: Leasing = NO_LEASING,
 ) -> WrittenPlan:
     """Creates the task and its records, and queues the first jobs."""
     stamp = to_stored(now)
@@ -256,7 +260,7 @@ async def _queue_first_jobs(
     fix_id: int,
     admitted: list[int],
     stamp: datetime,
-    leasing: Leasing | None,
+    leasing: Leasing,
 ) -> tuple[list[int], dict[int, int]]:
     """A new task's admitted hosts that are idle start now: a snapshot, or their first fix.
     Returns them, and the jobs queued leased (a fix is dispatched by its claim, so only a
@@ -277,10 +281,9 @@ async def _queue_first_jobs(
     )
     first_fix = {int(r.host_id): int(r.record_id) for r in await conn.execute(first_fix_query)}
     text_stamp = bulk_time(conn, stamp)
-    lease_to = pending.keys() & leasing.hosts if leasing else set()
-    expires = bulk_time(conn, to_stored(leasing.expires)) if leasing else None
+    lease_to = pending.keys() & leasing.hosts
     queued = ("queued", text_stamp, None, None)
-    leased_now = ("leased", text_stamp, text_stamp, expires)
+    leased_now = ("leased", text_stamp, text_stamp, bulk_time(conn, leasing.expires))
     rows = [
         (
             account_id,
@@ -294,12 +297,9 @@ async def _queue_first_jobs(
         for host_id in sorted(idle)
     ]
     await insert_rows(conn, jobs, JOB_COLUMNS, rows)
-    leased: dict[int, int] = {}
-    if lease_to and leasing:
-        query = select(jobs.c.host_id, jobs.c.job_id).where(
-            job_state_is("leased"),
-            jobs.c.lease_expires_at == to_stored(leasing.expires),
-            jobs.c.fix_id == fix_id,
-        )
-        leased = {int(r.host_id): int(r.job_id) for r in await conn.execute(query)}
-    return sorted(idle), leased
+    if not lease_to:
+        return sorted(idle), {}
+    query = select(jobs.c.host_id, jobs.c.job_id).where(
+        job_state_is("leased"), jobs.c.lease_expires_at == leasing.expires, jobs.c.fix_id == fix_id
+    )
+    return sorted(idle), {int(r.host_id): int(r.job_id) for r in await conn.execute(query)}

@@ -32,6 +32,7 @@ from vulfix.store import (
 from vulfix.store.database import read_transaction, write_transaction
 from vulfix.store.group_commit import GroupCommit
 from vulfix.store.row_locks import is_serialised, lock_account
+from vulfix.store.tables import to_stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +74,10 @@ class SqlFixingStore:
                 conn, account_id, request, now, self._offline_after
             )
             plan = planner(*facts)
-            leasing = None
+            leasing = fix_task_writer.NO_LEASING
             if self.held_polls is not None:
                 waiting = self.held_polls.waiting(host.host_id for host in plan.hosts)
-                leasing = fix_task_writer.Leasing(waiting, now + self._lease)
+                leasing = fix_task_writer.Leasing(waiting, to_stored(now + self._lease))
             written = await fix_task_writer.write_plan(conn, account_id, plan, now, leasing)
         if self.held_polls is not None and written.leased:
             # A task's start wakes a whole fleet's held polls at once. Each is handed its
