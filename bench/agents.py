@@ -237,10 +237,10 @@ def main() -> None:
             began, began_at = time.monotonic(), datetime.now(UTC).replace(tzinfo=None)
             api.call("CreateVulFix", {"CreateVulFixTaskQuuids": [entry], "SaveDays": 1})
             # The server's CPU by phase: whole runs vary by a tenth, its phases less.
-            phases = [cpu_seconds(fleet.server.pid)]
+            created = cpu_seconds(fleet.server.pid) - cpu_before[0]
             while finished_jobs(fleet.path) == 0 and time.monotonic() - began < 900:
                 time.sleep(0.02)
-            phases.append(cpu_seconds(fleet.server.pid))
+            first_report = cpu_seconds(fleet.server.pid) - cpu_before[0]
             expected = 2 * args.hosts
             traced = 0.0
             while (done := finished_jobs(fleet.path)) < expected:
@@ -257,7 +257,6 @@ def main() -> None:
             server_cpu, agents_cpu = (
                 cpu_seconds(pid) - before for pid, before in zip(processes, cpu_before, strict=True)
             )
-            created, first_report = (p - cpu_before[0] for p in phases)
         ceiling_after = raw_ceiling(directory, 4)
     ceiling = (ceiling_before + ceiling_after) / 2
     enrolled = fleet.enrolment_seconds
