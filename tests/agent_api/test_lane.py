@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from tests.agent_api.agent_calls import API, agent_error, enrol, last_seen, leased_fix
+from tests.agent_api.agent_calls import API, agent_error, auth, enrol, last_seen, leased_fix
 from tests.agent_api.fake_jobs import FakeJobSource, fix_work
 from tests.agent_api.harness import agent_app
 from vulfix.agent_api import MemoryJobNotifier
@@ -189,3 +190,26 @@ async def test_a_long_poll_holds_no_place_in_the_lane_while_it_waits(
     notifier.notify([waiting.host_id])
     answer = await poll
     assert answer.status_code == 200 and answer.json()["job_id"] == job.job_id
+
+
+async def test_a_token_is_read_without_waiting_for_the_lane(
+    engine: AsyncEngine, jobs: FakeJobSource, notifier: MemoryJobNotifier, clock: ManualClock
+) -> None:
+    """Only a request's own work waits for the lane: the registry reads the tokens it does
+    not remember (none, here) while the lane is full, so an unknown token is a 401 at once,
+    not a 503 after the lane's wait, and a known host's request is served once a slot frees."""
+    registry = SqlHostRegistry(engine, auth_cache_seconds=0, touch_interval=timedelta(0))
+    lane = AgentLane(1, wait=5)
+    app = agent_app(registry, jobs, notifier, clock, lane=lane)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://vulfix.test") as http:
+        host = await enrol(http, registry, clock, "q-1")
+        async with lane.admitted():
+            async with asyncio.timeout(2):  # well within the lane's wait
+                unknown = await http.post(f"{API}/heartbeat", headers=auth("vfh_x"), json={})
+            agent_error(unknown, 401, "unauthorized")
+            beat = asyncio.create_task(http.post(f"{API}/heartbeat", headers=host.headers, json={}))
+            await asyncio.sleep(0.05)
+            assert not beat.done(), "its heartbeat waits for a slot"
+        answer = await beat
+    assert answer.status_code == 200, answer.text

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vulfix.fixing.agent_port import EnrollmentRefused, HostFacts, HostIdentity
@@ -231,6 +232,35 @@ async def test_a_host_is_remembered_only_once_authenticated_and_not_after_re_enr
     assert registry.remembered(first.host_token) is None
     assert registry.remembered(second.host_token) is None
     assert registry.remembered("") is None and registry.remembered("x" * 10_000) is None
+
+
+async def test_tokens_asked_together_are_read_in_one_statement_and_remembered(
+    engine: AsyncEngine,
+) -> None:
+    """A fleet woken at once: the tokens the registry does not remember are read together,
+    each answered as alone (a replaced or unknown token is refused), and remembered after."""
+    registry = SqlHostRegistry(engine)  # caches identities
+    token = await registry.create_enrollment_token("alice", DAY, NOW)
+    enrolled = [await registry.enroll(token, facts(f"q-{n}"), NOW) for n in range(4)]
+    replaced = enrolled[0]
+    enrolled[0] = await registry.enroll(token, facts("q-0"), NOW)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        statements.append(sql)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        asked = [replaced.host_token, *(e.host_token for e in enrolled), "vfh_unknown"]
+        found = await asyncio.gather(*(registry.authenticate(t) for t in asked))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+    identities = [HostIdentity(e.host_id, e.account_id, f"q-{n}") for n, e in enumerate(enrolled)]
+    assert found == [None, *identities, None]
+    assert len([sql for sql in statements if "FROM hosts" in sql]) == 1
+    assert [registry.remembered(e.host_token) for e in enrolled] == identities
+    assert registry.remembered(replaced.host_token) is None
 
 
 async def test_nothing_is_remembered_without_a_cache(registry: SqlHostRegistry) -> None:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-# Connections left to everything but the agents: API calls (at most the rate limit's few a
-# second per account), console pages and the engine's sweeps.
+# Connections left to everything but the agents' requests: API calls (at most the rate limit's
+# few a second per account), console pages, the engine's sweeps, and the host registry's
+# token reads (one at a time, however many requests wait for them: `store.batched_lookup`).
 CONTROL_RESERVE = 5
 # Agent transactions at once where the pool is too small to reserve anything (SQLite's
 # single connection): one committing while the next gathers, so an API call waits behind

@@ -183,20 +183,19 @@ def agent_routes(
     clock: Clock,
     lane: AgentLane,
 ) -> list[BaseRoute]:
-    """The routes of `/agent/v1`, to be mounted there. Whatever reads or writes the store
-    runs in `lane`; reading bodies and waiting for a job do not hold a place in it."""
+    """The routes of `/agent/v1`, to be mounted there. A request's own reads and writes of
+    the store run in `lane`; reading bodies, checking tokens and waiting for a job do not
+    hold a place in it."""
 
     async def host_of(request: Request) -> HostIdentity:
-        """The host the request's token names. A token just seen needs no place in the lane:
-        under load the lane is full, and an agent's request would wait twice."""
+        """The host the request's token names, without a place in the lane: under load the
+        lane is full, and an agent's request would wait twice. The registry reads the tokens
+        it does not remember together, on one connection at a time."""
         scheme, _, token = (_header(request, b"authorization") or "").partition(" ")
         token = token.strip()
         host = None
         if scheme.lower() == "bearer" and token:
-            host = registry.remembered(token)
-            if host is None:
-                async with lane.admitted():
-                    host = await registry.authenticate(token)
+            host = registry.remembered(token) or await registry.authenticate(token)
         if host is None:
             raise Refusal(401, "unauthorized", "a valid host token is required")
         return host

@@ -286,6 +286,16 @@ async def read_row(
     return row
 
 
+async def read_rows(
+    engine: AsyncEngine, statement: Executable, parameters: dict[str, Any]
+) -> list[Row[Any]]:
+    """Every row of one read statement, in one hop (see `read_row`)."""
+    rows: list[Row[Any]] = await _alone(
+        engine, lambda conn: list(conn.execute(statement, parameters).all()), write=False
+    )
+    return rows
+
+
 async def write_once(engine: AsyncEngine, statement: Executable, parameters: dict[str, Any]) -> int:
     """One write statement in a transaction of its own, in one hop (see `read_row`); the
     number of rows it changed."""
