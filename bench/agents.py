@@ -151,9 +151,13 @@ def last_finish(path: Path) -> datetime:
         return datetime.fromisoformat(db.execute("SELECT MAX(finished_at) FROM jobs").fetchone()[0])
 
 
-def finished_jobs(path: Path) -> int:
+def succeeded_jobs(path: Path) -> int:
+    """Jobs done with success (every job of this bench succeeds), counted on the partial index
+    of succeeded jobs. A count of finished jobs scans the whole table: 3.3 ms of CPU, which
+    every 20 ms took a seventh of a core from the processes measured."""
     with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0])
+        query = "SELECT COUNT(*) FROM jobs WHERE outcome = 'success'"
+        return int(db.execute(query).fetchone()[0])
 
 
 @dataclass
@@ -238,15 +242,15 @@ def main() -> None:
             api.call("CreateVulFix", {"CreateVulFixTaskQuuids": [entry], "SaveDays": 1})
             # The server's CPU by phase: whole runs vary by a tenth, its phases less.
             created = cpu_seconds(fleet.server.pid) - cpu_before[0]
-            while finished_jobs(fleet.path) == 0 and time.monotonic() - began < 900:
+            while succeeded_jobs(fleet.path) == 0 and time.monotonic() - began < 900:
                 time.sleep(0.02)
             first_report = cpu_seconds(fleet.server.pid) - cpu_before[0]
             expected = 2 * args.hosts
             traced = 0.0
-            while (done := finished_jobs(fleet.path)) < expected:
+            while (done := succeeded_jobs(fleet.path)) < expected:
                 waited = time.monotonic() - began
                 if waited > 900:
-                    raise RuntimeError(f"only {done} of {expected} jobs done")
+                    raise RuntimeError(f"only {done} of {expected} jobs succeeded")
                 if args.trace and waited >= traced:
                     print(f"{waited:6.1f} s  {done} jobs done", flush=True)
                     traced += 1.0
