@@ -38,7 +38,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         ceiling = raw_ceiling(directory, 4)
-        with enrolled_fleet(directory, args.hosts, args.wait) as fleet:
+        with enrolled_fleet(directory, args.hosts, 1, args.wait) as fleet:
             time.sleep(SETTLE_SECONDS)
             before, began = cpu_seconds(fleet.server.pid), time.monotonic()
             time.sleep(args.seconds)
