@@ -107,3 +107,17 @@ async def test_a_stopping_reader_releases_its_waiting_callers() -> None:
         await waiting
     with pytest.raises(asyncio.CancelledError):
         await reading
+
+
+async def test_a_reader_cancelled_before_it_ran_is_replaced() -> None:
+    reads = Reads()
+    lookup = BatchedLookup(reads)
+    first = asyncio.create_task(lookup.find("k1"))
+    await asyncio.sleep(0)  # `find` has started the reader, which has not run yet
+    assert lookup._reader is not None
+    lookup._reader.cancel()
+    await asyncio.sleep(0)
+    first.cancel()
+    async with asyncio.timeout(1):  # a reader that never ran must not hold the next lookup
+        assert await lookup.find("k2") == 2
+    assert reads.batches and "k2" in reads.batches[-1]

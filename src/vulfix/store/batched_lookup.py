@@ -36,7 +36,7 @@ class BatchedLookup(Generic[K, V]):
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[V | None] = loop.create_future()
         self._waiting.setdefault(key, []).append(answer)
-        if self._reader is None:
+        if self._reader is None or self._reader.done():  # done: cancelled before it ran
             self._reader = loop.create_task(self._read_waiting())
         return await answer
 
