@@ -58,11 +58,8 @@ def serve() -> None:
     class Registry:
         """Every bearer token `h<N>` is host N; last-seen times cost nothing."""
 
-        def remembered(self, host_token: str) -> HostIdentity | None:
-            return HostIdentity(int(host_token[1:]), 1, host_token)
-
         async def authenticate(self, host_token: str) -> HostIdentity | None:
-            return self.remembered(host_token)
+            return HostIdentity(int(host_token[1:]), 1, host_token)
 
         async def touch(self, host: HostIdentity, now: datetime) -> None:
             return None

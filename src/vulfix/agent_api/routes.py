@@ -189,13 +189,13 @@ def agent_routes(
 
     async def host_of(request: Request) -> HostIdentity:
         """The host the request's token names, without a place in the lane: under load the
-        lane is full, and an agent's request would wait twice. The registry reads the tokens
-        it does not remember together, on one connection at a time."""
+        lane is full, and an agent's request would wait twice. The registry answers a token
+        seen lately from memory, and reads the others together, one read at a time."""
         scheme, _, token = (_header(request, b"authorization") or "").partition(" ")
         token = token.strip()
         host = None
         if scheme.lower() == "bearer" and token:
-            host = registry.remembered(token) or await registry.authenticate(token)
+            host = await registry.authenticate(token)
         if host is None:
             raise Refusal(401, "unauthorized", "a valid host token is required")
         return host

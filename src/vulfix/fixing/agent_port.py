@@ -107,12 +107,10 @@ class UnknownJob(Exception):
 class HostRegistry(Protocol):
     async def enroll(self, token: str, facts: HostFacts, now: datetime) -> Enrollment: ...
 
-    def remembered(self, host_token: str) -> HostIdentity | None:
-        """The host `host_token` names if that is known without reading the store (it was
-        authenticated a moment ago); None means: ask `authenticate`."""
+    async def authenticate(self, host_token: str) -> HostIdentity | None:
+        """The host `host_token` names, or None; a token authenticated a moment ago is
+        answered without reading the store."""
         ...
-
-    async def authenticate(self, host_token: str) -> HostIdentity | None: ...
 
     async def touch(self, host: HostIdentity, now: datetime) -> None:
         """Record that the host's agent was seen (drives AgentStatus)."""

@@ -228,6 +228,8 @@ class SqlHostRegistry:
         return int(row.account_id)
 
     def remembered(self, host_token: str) -> HostIdentity | None:
+        """The host the cache holds for `host_token`, without reading the store: what
+        `authenticate` answers from memory."""
         if not host_token or len(host_token) > MAX_TOKEN_LENGTH:
             return None
         return self._cached(token_hash(host_token))
