@@ -48,9 +48,10 @@ PORT = 18500
 # that brings the second, and the report that waits for a third.
 REQUESTS_PER_JOB = 1.5
 RAW_PORT = 18510
-# Between two tasks: the hosts' polls and the server's caches back at rest, as at the first
-# task (an agent polls every 20 to 25 s; a token's host is remembered for 30 s).
-REST_BETWEEN_TASKS = 45.0
+# Before each task, the first included: the hosts' polls and the server's caches at rest (an
+# agent polls every 20 to 25 s; a token's host is remembered for 30 s), and nothing left of
+# the enrolment's own work (the last hosts' first heartbeats and polls).
+REST_BEFORE_TASK = 45.0
 
 
 def inventory(path: Path, quuids: list[str]) -> Path:
@@ -296,8 +297,7 @@ def main() -> None:
         with enrolled_fleet(directory, args.hosts, args.tasks, 20, "--speed", "1000000") as fleet:
             api = Api(fleet.secret_id, fleet.secret_key)
             for task in range(args.tasks):
-                if task:
-                    time.sleep(REST_BETWEEN_TASKS)
+                time.sleep(REST_BEFORE_TASK)
                 runs.append(run_task(fleet, api, task + 1, args.trace))
         ceiling_after = raw_ceiling(directory, 4)
     ceiling = (ceiling_before + ceiling_after) / 2
