@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vulfix.fixing.agent_port import EnrollmentRefused, HostFacts, HostIdentity
@@ -218,20 +218,30 @@ async def test_re_enrolment_also_forgets_a_cached_old_token(engine: AsyncEngine)
     assert await registry.authenticate(first.host_token) is None
 
 
+async def forget_tokens(engine: AsyncEngine) -> None:
+    """The store no longer knows any host token: whatever `authenticate` still answers, it
+    answers from memory."""
+    async with write_transaction(engine) as conn:
+        await conn.execute(update(hosts).values(host_token_hash=None))
+
+
 async def test_a_host_is_remembered_only_once_authenticated_and_not_after_re_enrolment(
     engine: AsyncEngine,
 ) -> None:
     registry = SqlHostRegistry(engine)  # caches identities
     token = await registry.create_enrollment_token("alice", DAY, NOW)
     first = await registry.enroll(token, facts("q-1"), NOW)
-    assert registry.remembered(first.host_token) is None, "not read yet: ask the store"
+    other = await registry.enroll(token, facts("q-2"), NOW)
     host = await registry.authenticate(first.host_token)
-    assert host is not None and registry.remembered(first.host_token) == host
+    assert host is not None
 
     second = await registry.enroll(token, facts("q-1"), NOW)
-    assert registry.remembered(first.host_token) is None
-    assert registry.remembered(second.host_token) is None
-    assert registry.remembered("") is None and registry.remembered("x" * 10_000) is None
+    assert await registry.authenticate(first.host_token) is None, "forgotten at re-enrolment"
+    assert await registry.authenticate(second.host_token) == host
+
+    await forget_tokens(engine)
+    assert await registry.authenticate(second.host_token) == host, "answered from memory"
+    assert await registry.authenticate(other.host_token) is None, "enrolled, never read"
 
 
 async def test_tokens_asked_together_are_read_in_one_statement_and_remembered(
@@ -259,15 +269,19 @@ async def test_tokens_asked_together_are_read_in_one_statement_and_remembered(
     identities = [HostIdentity(e.host_id, e.account_id, f"q-{n}") for n, e in enumerate(enrolled)]
     assert found == [None, *identities, None]
     assert len([sql for sql in statements if "FROM hosts" in sql]) == 1
-    assert [registry.remembered(e.host_token) for e in enrolled] == identities
-    assert registry.remembered(replaced.host_token) is None
+    await forget_tokens(engine)
+    again = await asyncio.gather(*(registry.authenticate(t) for t in asked))
+    assert again == [None, *identities, None], "the hosts found are remembered, no others"
 
 
-async def test_nothing_is_remembered_without_a_cache(registry: SqlHostRegistry) -> None:
+async def test_nothing_is_remembered_without_a_cache(
+    engine: AsyncEngine, registry: SqlHostRegistry
+) -> None:
     token = await registry.create_enrollment_token("alice", DAY, NOW)
     enrolled = await registry.enroll(token, facts("q-1"), NOW)
     assert await registry.authenticate(enrolled.host_token) is not None
-    assert registry.remembered(enrolled.host_token) is None
+    await forget_tokens(engine)
+    assert await registry.authenticate(enrolled.host_token) is None
 
 
 async def test_authenticate_refuses_unknown_and_absurd_tokens(registry: SqlHostRegistry) -> None:

@@ -11,7 +11,9 @@ import secrets
 import string
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -67,12 +69,11 @@ def _check_facts(facts: HostFacts) -> None:
 
 
 # The two statements behind every agent request, built once.
-_HOST_BY_TOKEN = select(hosts.c.id, hosts.c.account_id, hosts.c.quuid).where(
-    hosts.c.host_token_hash == bindparam("token_hash")
+_IDENTITY = (hosts.c.host_token_hash, hosts.c.id, hosts.c.account_id, hosts.c.quuid)
+_HOST_BY_TOKEN = select(*_IDENTITY).where(hosts.c.host_token_hash == bindparam("token_hash"))
+_HOSTS_BY_TOKENS = select(*_IDENTITY).where(
+    hosts.c.host_token_hash.in_(bindparam("token_hashes", expanding=True))
 )
-_HOSTS_BY_TOKENS = select(
-    hosts.c.host_token_hash, hosts.c.id, hosts.c.account_id, hosts.c.quuid
-).where(hosts.c.host_token_hash.in_(bindparam("token_hashes", expanding=True)))
 _TOUCH = (
     update(hosts)
     .where(
@@ -227,13 +228,6 @@ class SqlHostRegistry:
             raise EnrollmentRefused("the enrolment token has expired")
         return int(row.account_id)
 
-    def remembered(self, host_token: str) -> HostIdentity | None:
-        """The host the cache holds for `host_token`, without reading the store: what
-        `authenticate` answers from memory."""
-        if not host_token or len(host_token) > MAX_TOKEN_LENGTH:
-            return None
-        return self._cached(token_hash(host_token))
-
     def _cached(self, hashed: str) -> HostIdentity | None:
         cached = self._identities.get(hashed)
         return cached[0] if cached is not None and cached[1] > time.monotonic() else None
@@ -258,15 +252,15 @@ class SqlHostRegistry:
     async def _identities_of(self, hashes: list[str]) -> dict[str, HostIdentity]:
         """The hosts of the tokens hashed, read together (`BatchedLookup`); one alone
         takes the hot statement, which costs a fraction of a list's."""
+        rows: Sequence[Any]
         if len(hashes) == 1:
             row = await hot.read_first(self._engine, _HOST_BY_TOKEN, {"token_hash": hashes[0]})
-            rows = [] if row is None else [(hashes[0], row)]
+            rows = [] if row is None else [row]
         else:
-            found = await read_rows(self._engine, _HOSTS_BY_TOKENS, {"token_hashes": hashes})
-            rows = [(row.host_token_hash, row) for row in found]
+            rows = await read_rows(self._engine, _HOSTS_BY_TOKENS, {"token_hashes": hashes})
         return {
-            hashed: HostIdentity(int(row.id), int(row.account_id), row.quuid)
-            for hashed, row in rows
+            row.host_token_hash: HostIdentity(int(row.id), int(row.account_id), row.quuid)
+            for row in rows
         }
 
     async def flush(self) -> None:

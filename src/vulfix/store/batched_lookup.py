@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterator
+from itertools import islice
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -44,7 +45,7 @@ class BatchedLookup(Generic[K, V]):
         batch: dict[K, list[asyncio.Future[V | None]]] = {}
         try:
             while self._waiting:
-                keys = list(self._waiting)[:MAX_BATCH]
+                keys = list(islice(self._waiting, MAX_BATCH))  # the oldest first
                 batch = {key: self._waiting.pop(key) for key in keys}
                 try:
                     found = await self._read(keys)

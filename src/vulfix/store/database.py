@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -288,12 +288,9 @@ async def read_row(
 
 async def read_rows(
     engine: AsyncEngine, statement: Executable, parameters: dict[str, Any]
-) -> list[Row[Any]]:
+) -> Sequence[Row[Any]]:
     """Every row of one read statement, in one hop (see `read_row`)."""
-    rows: list[Row[Any]] = await _alone(
-        engine, lambda conn: list(conn.execute(statement, parameters).all()), write=False
-    )
-    return rows
+    return await _alone(engine, lambda conn: conn.execute(statement, parameters).all(), write=False)
 
 
 async def write_once(engine: AsyncEngine, statement: Executable, parameters: dict[str, Any]) -> int:
