@@ -228,17 +228,13 @@ class SqlHostRegistry:
             raise EnrollmentRefused("the enrolment token has expired")
         return int(row.account_id)
 
-    def _cached(self, hashed: str) -> HostIdentity | None:
-        cached = self._identities.get(hashed)
-        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
-
     async def authenticate(self, host_token: str) -> HostIdentity | None:
         if not host_token or len(host_token) > MAX_TOKEN_LENGTH:
             return None
         hashed = token_hash(host_token)
-        cached = self._cached(hashed)
-        if cached is not None:
-            return cached
+        cached = self._identities.get(hashed)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         identity = await self._lookups.find(hashed)
         if identity is None:
             self._identities.pop(hashed, None)
