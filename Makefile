@@ -65,6 +65,7 @@ typecheck: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/wire.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/notifier_waits.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules

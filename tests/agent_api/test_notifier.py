@@ -101,3 +101,23 @@ async def test_a_job_handed_over_after_its_poll_left_wakes_the_next_poll_to_ask(
     # The job is leased in the store: the next poll is woken at once, asks, and gets it.
     assert await notifier.wait(1, 5) is True
     assert await notifier.wait(1, 0.01) is False, "woken once"
+
+
+async def test_a_poll_cancelled_while_held_leaves_its_host_s_other_polls_waiting() -> None:
+    notifier = MemoryJobNotifier()
+    gone = asyncio.create_task(notifier.wait(1, 30))
+    staying = asyncio.create_task(notifier.wait(1, 30))
+    await asyncio.sleep(0)
+
+    gone.cancel()  # its agent hung up
+    await asyncio.gather(gone, return_exceptions=True)
+    assert notifier.waiting([1]) == {1}
+
+    notifier.hand_over({1: snapshot_job(41)})
+    assert await asyncio.wait_for(staying, 1) == snapshot_job(41)
+
+    last = asyncio.create_task(notifier.wait(2, 30))
+    await asyncio.sleep(0)
+    last.cancel()
+    await asyncio.gather(last, return_exceptions=True)
+    assert notifier.waiting_hosts == 0, "the host's entry goes with its last poll"

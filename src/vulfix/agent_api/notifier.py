@@ -45,7 +45,7 @@ class MemoryJobNotifier:
         for host_id in host_ids:
             waiters = self._waiting.pop(host_id, None)
             if waiters is not None:
-                waiters.event.set()
+                waiters.wake(True)
                 continue
             self._unclaimed.pop(host_id, None)  # re-insert at the young end
             self._unclaimed[host_id] = now
@@ -62,8 +62,7 @@ class MemoryJobNotifier:
             if waiters is None:
                 gone.append(host_id)
             else:
-                waiters.job = job
-                waiters.event.set()
+                waiters.wake(job)
         if gone:
             self.notify(gone)
 
@@ -77,20 +76,24 @@ class MemoryJobNotifier:
             return True
         if timeout <= 0:
             return False
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[JobAssignment | bool] = loop.create_future()
         waiters = self._waiting.get(host_id)
         if waiters is None:
             waiters = self._waiting[host_id] = _HostWaiters()
-        waiters.count += 1
+        waiters.futures.append(woken)
+        # A bare timer that answers False, rather than `asyncio.timeout`: a held poll that runs
+        # out (most of an idle fleet's polls) then ends without a cancellation thrown into its
+        # task and caught again, and one that is woken costs a future instead of an Event.
+        timer = loop.call_later(timeout, _answer, woken, False)
         try:
-            async with asyncio.timeout(timeout):
-                await waiters.event.wait()
-            return waiters.job or True
-        except TimeoutError:
-            return False
+            return await woken
         finally:
-            waiters.count -= 1
-            if not waiters.count and self._waiting.get(host_id) is waiters:
-                del self._waiting[host_id]
+            timer.cancel()
+            if self._waiting.get(host_id) is waiters:  # not woken: leave no trace
+                waiters.futures.remove(woken)
+                if not waiters.futures:
+                    del self._waiting[host_id]
 
     def release_all(self) -> None:
         """Wakes every waiting poll, and makes later waits return at once.
@@ -102,7 +105,7 @@ class MemoryJobNotifier:
         self._released = True
         waiting, self._waiting = self._waiting, {}
         for waiters in waiting.values():
-            waiters.event.set()
+            waiters.wake(True)
 
     def _forget_unclaimed_before(self, cutoff: float) -> None:
         while self._unclaimed:
@@ -122,10 +125,19 @@ class MemoryJobNotifier:
         return len(self._unclaimed)
 
 
+def _answer(woken: asyncio.Future[JobAssignment | bool], answer: JobAssignment | bool) -> None:
+    if not woken.done():  # a poll cancelled (its agent gone) has nobody to answer
+        woken.set_result(answer)
+
+
 class _HostWaiters:
-    __slots__ = ("count", "event", "job")
+    """The polls held for one host: woken together, every one with the same answer."""
+
+    __slots__ = ("futures",)
 
     def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.count = 0
-        self.job: JobAssignment | None = None  # every waiter of the host gets the same job
+        self.futures: list[asyncio.Future[JobAssignment | bool]] = []
+
+    def wake(self, answer: JobAssignment | bool) -> None:
+        for woken in self.futures:
+            _answer(woken, answer)
