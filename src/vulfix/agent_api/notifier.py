@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from vulfix.fixing.agent_port import JobAssignment
 
+# A held poll: answered with its job, True when woken to ask, False when its wait ran out.
+Held = asyncio.Future[JobAssignment | bool]
+
 
 class MemoryJobNotifier:
     def __init__(
@@ -32,9 +35,10 @@ class MemoryJobNotifier:
         self._remember_seconds = remember_seconds
         self._max_remembered = max_remembered
         self._monotonic = monotonic
-        # Only hosts someone is waiting on: an entry goes when it is set or its last waiter
-        # leaves, so memory follows the open polls.
-        self._waiting: dict[int, _HostWaiters] = {}
+        # host id -> its held polls, woken together with the same answer. Only hosts someone
+        # is waiting on: an entry goes when it is woken or its last poll leaves, so memory
+        # follows the open polls.
+        self._waiting: dict[int, list[Held]] = {}
         # host id -> when a notification arrived with no waiter; oldest first.
         self._unclaimed: dict[int, float] = {}
         self._released = False
@@ -45,7 +49,7 @@ class MemoryJobNotifier:
         for host_id in host_ids:
             waiters = self._waiting.pop(host_id, None)
             if waiters is not None:
-                waiters.wake(True)
+                _wake(waiters, True)
                 continue
             self._unclaimed.pop(host_id, None)  # re-insert at the young end
             self._unclaimed[host_id] = now
@@ -62,7 +66,7 @@ class MemoryJobNotifier:
             if waiters is None:
                 gone.append(host_id)
             else:
-                waiters.wake(job)
+                _wake(waiters, job)
         if gone:
             self.notify(gone)
 
@@ -77,11 +81,9 @@ class MemoryJobNotifier:
         if timeout <= 0:
             return False
         loop = asyncio.get_running_loop()
-        woken: asyncio.Future[JobAssignment | bool] = loop.create_future()
-        waiters = self._waiting.get(host_id)
-        if waiters is None:
-            waiters = self._waiting[host_id] = _HostWaiters()
-        waiters.futures.append(woken)
+        woken: Held = loop.create_future()
+        waiters = self._waiting.setdefault(host_id, [])
+        waiters.append(woken)
         # A bare timer that answers False, rather than `asyncio.timeout`: a held poll that runs
         # out (most of an idle fleet's polls) then ends without a cancellation thrown into its
         # task and caught again, and one that is woken costs a future instead of an Event.
@@ -91,8 +93,8 @@ class MemoryJobNotifier:
         finally:
             timer.cancel()
             if self._waiting.get(host_id) is waiters:  # not woken: leave no trace
-                waiters.futures.remove(woken)
-                if not waiters.futures:
+                waiters.remove(woken)
+                if not waiters:
                     del self._waiting[host_id]
 
     def release_all(self) -> None:
@@ -105,7 +107,7 @@ class MemoryJobNotifier:
         self._released = True
         waiting, self._waiting = self._waiting, {}
         for waiters in waiting.values():
-            waiters.wake(True)
+            _wake(waiters, True)
 
     def _forget_unclaimed_before(self, cutoff: float) -> None:
         while self._unclaimed:
@@ -125,19 +127,11 @@ class MemoryJobNotifier:
         return len(self._unclaimed)
 
 
-def _answer(woken: asyncio.Future[JobAssignment | bool], answer: JobAssignment | bool) -> None:
+def _answer(woken: Held, answer: JobAssignment | bool) -> None:
     if not woken.done():  # a poll cancelled (its agent gone) has nobody to answer
         woken.set_result(answer)
 
 
-class _HostWaiters:
-    """The polls held for one host: woken together, every one with the same answer."""
-
-    __slots__ = ("futures",)
-
-    def __init__(self) -> None:
-        self.futures: list[asyncio.Future[JobAssignment | bool]] = []
-
-    def wake(self, answer: JobAssignment | bool) -> None:
-        for woken in self.futures:
-            _answer(woken, answer)
+def _wake(held: list[Held], answer: JobAssignment | bool) -> None:
+    for woken in held:
+        _answer(woken, answer)
