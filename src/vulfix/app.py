@@ -142,7 +142,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Application:
         default_language=settings.default_language,
     )
     loop = EngineLoop(
-        fixing.sweep, clock, settings.engine_interval, EngineFigures(fixing.job_counts)
+        fixing.sweep, clock, settings.engine_interval, EngineFigures(fixing.job_counts, clock)
     )
     registry = SqlHostRegistry(engine, writes=fixing.agent_writes)
     console = ConsoleContext(

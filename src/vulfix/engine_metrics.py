@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Protocol
 
 from prometheus_client import Counter, Gauge
+
+from vulfix.fixing.clock import Clock
 
 JOBS = Gauge(
     "vulfix_engine_jobs",
@@ -31,10 +34,16 @@ class SweepCounts(Protocol):
 
 
 class EngineFigures:
-    """Refreshes the job gauges at most every `every` seconds (a GROUP BY over the queue)."""
+    """Refreshes the job gauges at most every `every` seconds (`store.job_tally`)."""
 
-    def __init__(self, count_jobs: Callable[[], Awaitable[JobCounts]], every: float = 5.0) -> None:
+    def __init__(
+        self,
+        count_jobs: Callable[[datetime], Awaitable[JobCounts]],
+        clock: Clock,
+        every: float = 5.0,
+    ) -> None:
         self.count_jobs = count_jobs
+        self.clock = clock
         self.every = every
         self._last = 0.0
 
@@ -46,7 +55,7 @@ class EngineFigures:
         self._last = time.monotonic()
         depth = 0
         JOBS.clear()
-        for kind, state, outcome, count in await self.count_jobs():
+        for kind, state, outcome, count in await self.count_jobs(self.clock.now()):
             JOBS.labels(kind, state, outcome).set(count)
             if state in ("queued", "leased"):
                 depth += count

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, insert, literal, null, select, union_all, update
+from sqlalchemy import and_, bindparam, insert, literal, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vulfix.fixing.statuses import SNAPSHOT_CLEARS_FIX, FixStatus, SnapshotStatus
@@ -340,10 +340,3 @@ async def extend_lease(
 ) -> bool:
     parameters = {"target_job": job_id, "target_host": host_id, "expires": to_stored(now + lease)}
     return (await hot.run(conn, _EXTEND_LEASE, parameters)).rowcount == 1
-
-
-async def job_counts(conn: AsyncConnection) -> list[tuple[str, str, str, int]]:
-    query = select(jobs.c.kind, jobs.c.state, jobs.c.outcome, func.count()).group_by(
-        jobs.c.kind, jobs.c.state, jobs.c.outcome
-    )
-    return [(r[0], r[1], r[2], int(r[3])) for r in await conn.execute(query)]
