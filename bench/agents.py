@@ -95,7 +95,7 @@ def client_ceiling(directory: Path, seconds: float, agents: int = 256) -> tuple[
     """(reports/s, CPU us per report) of the simulator's own client code alone: `agents`
     AgentClients sharing the simulator's pool (CPU 1) reporting to the raw ASGI app (CPU 0),
     which answers at once. No server can get a fleet through more round trips than this."""
-    import asyncio
+    from vulfix import fast_loop
 
     body = directory / "ack.json"
     body.write_bytes(b'{"applied":true,"detail":""}')
@@ -103,7 +103,7 @@ def client_ceiling(directory: Path, seconds: float, agents: int = 256) -> tuple[
     with raw_server(RAW_PORT + 1, body):
         try:
             os.sched_setaffinity(0, {1})
-            return asyncio.run(report_loop(RAW_PORT + 1, agents, seconds))
+            return fast_loop.run(report_loop(RAW_PORT + 1, agents, seconds))  # as `simulate`
         finally:
             os.sched_setaffinity(0, affinity)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from vulfix import fast_loop
 from vulfix.agent.simulated_hosts import InventoryHost, load_inventory
 from vulfix.agent.simulation import FleetOptions, FleetSummary, fleet_http_client, run_fleet
 from vulfix.gc_tuning import tune_for_many_connections
@@ -136,6 +137,6 @@ def simulate_command(
     _allow_open_files(len(hosts) + SPARE_DESCRIPTORS)
     click.echo(f"Simulating {len(hosts)} hosts against {server} (seed {seed})", err=True)
     tune_for_many_connections()
-    summary = asyncio.run(_simulate(server, ca_file, enroll_token, hosts, options))
+    summary = fast_loop.run(_simulate(server, ca_file, enroll_token, hosts, options))
     for line in summary_lines(summary):
         click.echo(line)
