@@ -52,6 +52,8 @@ RAW_PORT = 18510
 # agent polls every 20 to 25 s; a token's host is remembered for 30 s), and nothing left of
 # the enrolment's own work (the last hosts' first heartbeats and polls).
 REST_BEFORE_TASK = 45.0
+# With --trace, a line of progress and of each process's CPU share this often (seconds).
+TRACE_EVERY = 0.5
 
 
 def inventory(path: Path, quuids: list[str]) -> Path:
@@ -263,14 +265,19 @@ def run_task(fleet: Fleet, api: Api, vul_id: int, trace: bool) -> TaskRun:
         time.sleep(0.02)
     first_report = cpu_seconds(fleet.server.pid) - cpu_before[0]
     expected = 2 * len(fleet.quuids)
-    traced = 0.0
+    traced, traced_cpu = 0.0, cpu_before
     while (done := succeeded_jobs(fleet.path) - done_before) < expected:
         waited = time.monotonic() - began
         if waited > 900:
             raise RuntimeError(f"only {done} of {expected} jobs succeeded")
-        if trace and waited >= traced:
-            print(f"{waited:6.1f} s  {done} jobs done", flush=True)
-            traced += 1.0
+        if trace and waited >= traced + TRACE_EVERY:
+            # Which side is busy: whole tasks' averages hide that it changes within a task.
+            cpu = [cpu_seconds(pid) for pid in processes]
+            spent = [now - then for now, then in zip(cpu, traced_cpu, strict=True)]
+            server, agents = (seconds / (waited - traced) for seconds in spent)
+            print(f"{waited:6.2f} s  {done:6d} jobs done  server {server:4.0%}  simulator "
+                  f"{agents:4.0%}", flush=True)  # fmt: skip
+            traced, traced_cpu = waited, cpu
         time.sleep(0.2)
     # Until the last report was applied, by the server's clock (the same machine's), not
     # until this loop noticed it: a poll's wait is not the fleet's time.
@@ -287,7 +294,9 @@ def main() -> None:
     )
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--tasks", type=int, default=3, help="tasks in turn; median reported")
-    parser.add_argument("--trace", action="store_true", help="print progress every second")
+    parser.add_argument(
+        "--trace", action="store_true", help="print progress and CPU shares every 0.5 s"
+    )
     args = parser.parse_args()
     runs: list[TaskRun] = []
     with tempfile.TemporaryDirectory() as tmp:
