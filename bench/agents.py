@@ -121,6 +121,9 @@ async def report_loop(
     from vulfix.agent.client import AgentClient
     from vulfix.agent.simulation import fleet_http_client
     from vulfix.agent_protocol import JobReport
+    from vulfix.gc_tuning import tune_for_many_connections
+
+    tune_for_many_connections()  # as `vulfix simulate` runs its fleet
 
     http = fleet_http_client(f"http://127.0.0.1:{port}", agents)
     report = JobReport(outcome="success")
