@@ -28,7 +28,7 @@ from vulfix.store.fixing_tables import JOB_ACTIVE, jobs
 from vulfix.store.tables import to_stored
 
 # Longer than any transaction that inserts jobs stays open (a CreateVulFix over a large
-# fleet, a sweep's batch).
+# fleet, a sweep's batch), and than replicas' clocks (which stamp `created_at`) drift apart.
 SETTLE = timedelta(minutes=1)
 # Job ids read at once: about 70 ms of SQLite's time (0.35 us a job), for the first count of a
 # long history, which the event loop would otherwise wait on whole.
