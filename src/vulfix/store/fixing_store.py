@@ -31,7 +31,7 @@ from vulfix.store import (
 )
 from vulfix.store.database import read_transaction, write_transaction
 from vulfix.store.group_commit import GroupCommit
-from vulfix.store.job_tally import SETTLE, JobCount, JobTally
+from vulfix.store.job_tally import JobCount, JobTally
 from vulfix.store.row_locks import is_serialised, lock_account
 from vulfix.store.tables import to_stored
 
@@ -59,8 +59,7 @@ class SqlFixingStore:
         self.snapshot_quota = snapshot_quota
         self._lease = timedelta(seconds=timings.lease_seconds)
         self._offline_after = timedelta(seconds=timings.offline_after)
-        # SQLite commits job ids in order: a job is counted for good as soon as it is seen.
-        self._job_tally = JobTally(timedelta(0) if engine.dialect.name == "sqlite" else SETTLE)
+        self._job_tally = JobTally()
         # Agents' writes: many in one transaction on SQLite, each task's version bumped once.
         self.agent_writes = GroupCommit(engine, scope=record_updates.versions_bumped_once)
 

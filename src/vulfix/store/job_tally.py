@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vulfix.store.bounded_in import chunks
 from vulfix.store.fixing_tables import JOB_ACTIVE, jobs
+from vulfix.store.row_locks import is_serialised
 from vulfix.store.tables import to_stored
 
 # Longer than any transaction that inserts jobs stays open (a CreateVulFix over a large
@@ -44,8 +45,7 @@ _LAST_SETTLED = select(func.max(jobs.c.job_id)).where(
     jobs.c.job_id > bindparam("after"), jobs.c.created_at < bindparam("since")
 )
 # Unfinished jobs are few (one per host at most) and indexed apart (`uq_jobs_active_host`).
-_UNFINISHED_IDS = select(jobs.c.job_id).where(JOB_ACTIVE)
-_UNFINISHED = select(*_KEY, func.count()).where(JOB_ACTIVE).group_by(*_KEY)
+_UNFINISHED = select(jobs.c.job_id, *_KEY).where(JOB_ACTIVE)
 _FINISHED_IN_SPAN = (
     select(*_KEY, func.count())
     .where(jobs.c.job_id > bindparam("after"), jobs.c.job_id <= bindparam("upto"), _FINISHED)
@@ -60,8 +60,7 @@ class JobTally:
     """One process's running count. Every refresh answers from the database as it stands
     (one read transaction), so replicas agree; only the reading is saved."""
 
-    def __init__(self, settle: timedelta = SETTLE) -> None:
-        self.settle = settle
+    def __init__(self) -> None:
         # Every job up to this id is counted in `_finished`, or is one of `_unfinished`.
         self._counted_to = 0
         self._finished: Counter[Key] = Counter()
@@ -76,13 +75,15 @@ class JobTally:
             span = {"after": after, "upto": min(after + SPAN, counted_to)}
             _add(finished, await conn.execute(_FINISHED_IN_SPAN, span))
             await asyncio.sleep(0)  # a long history's first count lets requests through
-        unfinished = {int(job_id) for job_id in (await conn.execute(_UNFINISHED_IDS)).scalars()}
+        recent: Counter[Key] = Counter()
+        unfinished = set()
+        for job_id, kind, state, outcome in await conn.execute(_UNFINISHED):
+            recent[(kind, state, outcome)] += 1
+            unfinished.add(int(job_id))
         lately = sorted(self._unfinished - unfinished)  # unfinished then, finished now
         for chunk in chunks(lately):
             query = select(*_KEY, func.count()).where(jobs.c.job_id.in_(chunk)).group_by(*_KEY)
             _add(finished, await conn.execute(query))
-        recent: Counter[Key] = Counter()
-        _add(recent, await conn.execute(_UNFINISHED))
         _add(recent, await conn.execute(_FINISHED_AFTER, {"after": counted_to}))
         self._finished = finished
         self._unfinished = frozenset(i for i in unfinished if i <= counted_to)
@@ -90,14 +91,15 @@ class JobTally:
         return [(*key, count) for key, count in sorted((finished + recent).items())]
 
     async def _settled_to(self, conn: AsyncConnection, now: datetime) -> int:
-        """The highest id below which no job can still appear: that of the newest job older
-        than `settle`. A job not yet shown took its id after that one's (ids are taken in
-        time order), as its transaction is younger than `settle`."""
-        if self.settle:
-            since = to_stored(now - self.settle)
-            last = await conn.scalar(_LAST_SETTLED, {"after": self._counted_to, "since": since})
-        else:
+        """The highest id below which no job can still appear. Where one writer commits at a
+        time, the last id; on PostgreSQL, that of the newest job older than `SETTLE`: a job
+        not yet shown took its id after that one's (ids are taken in time order), as its
+        transaction is younger than `SETTLE`."""
+        if is_serialised(conn):
             last = await conn.scalar(_LAST_ID)
+        else:
+            since = to_stored(now - SETTLE)
+            last = await conn.scalar(_LAST_SETTLED, {"after": self._counted_to, "since": since})
         return max(self._counted_to, int(last or 0))
 
 
