@@ -197,6 +197,7 @@ class AgentClient:
         for attempt in range(self._retry.attempts):
             if attempt:
                 await self._sleep(pause)
+            asked = 0.0
             try:
                 response = await self._http.request(
                     method, path, body=body, params=params, headers=headers, extra_time=extra_time
@@ -205,18 +206,16 @@ class AgentClient:
                 failure = str(exc)
                 if exc.untrusted_certificate:
                     break  # the same certificate will fail again: say so now, not in a minute
-                # Drawn only when needed: a simulated fleet sends thousands of requests a
-                # second, and nearly all of them succeed.
-                pause = self._retry.delay(attempt, self._rng)
-                continue
-            if response.status < 400:
-                return response
-            if response.status == 429 or response.status >= 500:
+            else:
+                if response.status < 400:
+                    return response
+                if response.status != 429 and response.status < 500:
+                    raise self._refusal(response)
                 failure = f"HTTP {response.status}"
                 asked = min(_retry_after(response) or 0.0, self._retry.max_delay)
-                pause = max(self._retry.delay(attempt, self._rng), asked)
-                continue
-            raise self._refusal(response)
+            # Drawn only after a failure: a simulated fleet sends thousands of requests a
+            # second, and nearly all of them succeed.
+            pause = max(self._retry.delay(attempt, self._rng), asked)
         raise AgentUnavailable(
             f"{method} {AGENT_API_PATH}{path} failed {attempt + 1} times; last: {failure}"
         )
