@@ -21,9 +21,9 @@ import certifi
 import httpx
 import msgspec
 
+from vulfix.agent.http11_transport import Http11Transport
 from vulfix.agent.http_transport import (
     AgentTransport,
-    AiohttpTransport,
     HttpAnswer,
     HttpxTransport,
     TransportFailure,
@@ -95,7 +95,7 @@ def http_client(
     tls: ssl.SSLContext | bool = verify
     if ca_file is not None or verify is True:
         tls = ssl.create_default_context(cafile=ca_file or certifi.where())
-    return AiohttpTransport(base, tls=tls, timeout=timeout, max_connections=max_connections)
+    return Http11Transport(base, tls=tls, timeout=timeout, max_connections=max_connections)
 
 
 def _retry_after(response: HttpAnswer) -> float | None:

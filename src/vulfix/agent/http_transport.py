@@ -1,12 +1,10 @@
 """How an agent's requests reach the server: one small interface, two implementations.
 
-`AiohttpTransport` is what agents use: a request through aiohttp costs 70-90 us of CPU
-against 460-570 us through httpx, whose per-request timeout scopes and URL handling
-dominated the simulator's profile (bench/agents.py, "the agents' client alone"). That
-matters when one process speaks for a whole simulated fleet.
+`Http11Transport` (`agent/http11_transport.py`) is what agents use, real and simulated.
 `HttpxTransport` wraps an `httpx.AsyncClient`, so that tests can drive the same
 `AgentClient` into an ASGI app in-process (`httpx.ASGITransport`) or a scripted server
-(`httpx.MockTransport`).
+(`httpx.MockTransport`); a request through httpx costs ten times the CPU, which a simulated
+fleet of thousands cannot afford.
 """
 
 from __future__ import annotations
@@ -15,9 +13,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlencode
 
-import aiohttp
 import httpx
 
 
@@ -58,89 +54,14 @@ class AgentTransport(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _failure(exc: BaseException) -> TransportFailure:
+def as_transport_failure(exc: BaseException) -> TransportFailure:
     """`exc` as a `TransportFailure`, telling whether the server's certificate was refused."""
     untrusted = False
     cause: BaseException | None = exc
     while cause is not None and not untrusted:
-        untrusted = isinstance(
-            cause, ssl.SSLCertVerificationError | aiohttp.ClientConnectorCertificateError
-        )
+        untrusted = isinstance(cause, ssl.SSLCertVerificationError)
         cause = cause.__cause__ or cause.__context__
     return TransportFailure(f"{type(exc).__name__}: {exc}", untrusted_certificate=untrusted)
-
-
-class AiohttpTransport:
-    """Requests over one aiohttp session, opened on first use (it needs the running loop)."""
-
-    def __init__(
-        self, base_url: str, *, tls: ssl.SSLContext | bool, timeout: float, max_connections: int
-    ) -> None:
-        self._base = base_url
-        self._tls = tls
-        self.timeout = timeout
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-
-    def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=0,
-            ssl=self._tls,
-            # Below `vulfix serve`'s 75 s keep-alive and common proxies' idle timeouts (60 s
-            # and more): an idle connection is dropped here before the far end closes it
-            # under a request.
-            keepalive_timeout=30.0,
-        )
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        return self._session
-
-    def _timeout(self, extra_time: float) -> aiohttp.ClientTimeout:
-        timeout = self._timeouts.get(extra_time)
-        if timeout is None:
-            if len(self._timeouts) > 64:
-                self._timeouts.clear()
-            timeout = aiohttp.ClientTimeout(
-                total=None,
-                connect=self.timeout,
-                sock_connect=self.timeout,
-                sock_read=self.timeout + extra_time,
-            )
-            self._timeouts[extra_time] = timeout
-        return timeout
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        extra_time: float = 0.0,
-    ) -> HttpAnswer:
-        session = self._session or self._open()
-        url = self._base + path + ("?" + urlencode(params) if params else "")
-        try:
-            async with session.request(
-                method, url, data=body, headers=headers, timeout=self._timeout(extra_time)
-            ) as response:
-                content = await response.read()
-                return HttpAnswer(response.status, response.headers, content)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _failure(exc) from exc
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> AiohttpTransport:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
 
 
 class HttpxTransport:
@@ -166,7 +87,7 @@ class HttpxTransport:
                 method, path, content=body, params=params, headers=headers, timeout=timeout
             )
         except httpx.TransportError as exc:
-            raise _failure(exc) from exc
+            raise as_transport_failure(exc) from exc
         return HttpAnswer(response.status_code, response.headers, response.content)
 
     async def aclose(self) -> None:
