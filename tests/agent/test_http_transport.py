@@ -375,3 +375,35 @@ async def test_a_cancelled_request_closes_its_connection() -> None:
             await request
         await asyncio.wait_for(hung_up.wait(), 2)
     listening.close()
+
+
+async def test_an_interim_answer_is_passed_over_for_the_real_one() -> None:
+    async def continued(connection: int, n: int, head: bytes) -> Reply | None:
+        return b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"%d" % n)[0], False
+
+    async with scripted(continued) as (url, counts), transport(url) as http:
+        assert [(await get(http))[:2] for _ in range(2)] == [(200, b"0"), (200, b"1")]
+    assert counts[0] == 1
+
+
+async def test_a_connection_that_brings_more_than_the_answer_is_not_reused() -> None:
+    async def stray(connection: int, n: int, head: bytes) -> Reply | None:
+        begun = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npart"
+        return ok(b"%d-%d" % (connection, n))[0] + begun, False
+
+    async with scripted(stray) as (url, counts), transport(url, timeout=2) as http:
+        assert [(await get(http))[1] for _ in range(2)] == [b"0-0", b"1-0"]
+    assert counts[0] == 2
+
+
+async def test_a_closed_transport_sends_nothing_more() -> None:
+    async def answer(connection: int, n: int, head: bytes) -> Reply | None:
+        return ok()
+
+    async with scripted(answer) as (url, counts):
+        http = transport(url)
+        await get(http)
+        await http.aclose()
+        with pytest.raises(TransportFailure, match="closed"):
+            await get(http)
+    assert counts[0] == 1

@@ -76,6 +76,10 @@ class _Connection(asyncio.Protocol):
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._fail(TransportFailure(f"unreadable answer: {exc}"))
 
+    def on_message_begin(self) -> None:
+        if self._answer is None:
+            self.reusable = False  # a second answer to one request: the exchange is confused
+
     def on_header(self, name: bytes, value: bytes) -> None:
         header = name.decode("latin-1")
         if header.lower() in ("content-length", "transfer-encoding"):
@@ -89,9 +93,13 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        answer = HttpAnswer(
-            self._parser.get_status_code(), CIMultiDict(self._headers), b"".join(self._body)
-        )
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            self._headers, self._body = [], []
+            self._framed = self._headers_done = False
+            return
+        answer = HttpAnswer(status, CIMultiDict(self._headers), b"".join(self._body))
         self.reusable = self.reusable and self._parser.should_keep_alive()
         if self._answer is not None and not self._answer.done():
             self._answer.set_result(answer)
@@ -153,6 +161,7 @@ class Http11Transport:
         self._slots: asyncio.Semaphore | None = None  # made on first use, on the running loop
         self._idle: deque[_Connection] = deque()  # the most recently used last
         self._open: set[_Connection] = set()
+        self._closed = False
 
     async def request(
         self,
@@ -201,6 +210,8 @@ class Http11Transport:
         return None
 
     async def _connect(self) -> _Connection:
+        if self._closed:  # closed before or while this request waited for a connection
+            raise TransportFailure("the agent's HTTP transport is closed")
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
@@ -231,6 +242,7 @@ class Http11Transport:
         return (head + "\r\n").encode("latin-1") + (body or b"")
 
     async def aclose(self) -> None:
+        self._closed = True
         for connection in list(self._open):
             connection.close()
         self._idle.clear()
