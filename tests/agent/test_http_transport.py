@@ -341,7 +341,7 @@ async def test_requests_beyond_the_pool_wait_for_a_connection() -> None:
     assert IN_FLIGHT["most"] == 3
 
 
-async def test_closing_the_transport_closes_its_connections() -> None:
+async def test_closing_the_transport_closes_its_connections_and_sends_nothing_more() -> None:
     async def answer(connection: int, n: int, head: bytes) -> Reply | None:
         return ok()
 
@@ -349,11 +349,13 @@ async def test_closing_the_transport_closes_its_connections() -> None:
         http = transport(url)
         await get(http)
         await http.aclose()
+        with pytest.raises(TransportFailure, match="closed"):
+            await get(http)
         for _ in range(100):
             if counts[1]:
                 break
             await asyncio.sleep(0.01)
-    assert counts == [1, 1], "the server saw the client hang up"
+    assert counts == [1, 1], "the server saw the client hang up, and no other connection"
 
 
 async def test_a_cancelled_request_closes_its_connection() -> None:
@@ -394,16 +396,3 @@ async def test_a_connection_that_brings_more_than_the_answer_is_not_reused() -> 
     async with scripted(stray) as (url, counts), transport(url, timeout=2) as http:
         assert [(await get(http))[1] for _ in range(2)] == [b"0-0", b"1-0"]
     assert counts[0] == 2
-
-
-async def test_a_closed_transport_sends_nothing_more() -> None:
-    async def answer(connection: int, n: int, head: bytes) -> Reply | None:
-        return ok()
-
-    async with scripted(answer) as (url, counts):
-        http = transport(url)
-        await get(http)
-        await http.aclose()
-        with pytest.raises(TransportFailure, match="closed"):
-            await get(http)
-    assert counts[0] == 1
