@@ -2,7 +2,7 @@
 
 The agent API needs a sliver of HTTP: small JSON requests to one server, over a few kept-alive
 connections (or, in a simulated fleet, one per agent). aiohttp's client did that for 125-147 us
-of the simulator's CPU per report; this does it for 48-54 us (`bench/agent_http.py` on the same
+of the simulator's CPU per report; this does it for 48-59 us (`bench/agent_http.py` on the same
 machine and day), so one process can speak for ten thousand hosts. It is a small pool of
 `asyncio.Protocol`s: requests are written whole, answers are parsed by httptools (the parser
 uvicorn serves with), and every way an exchange can end without an answer is a
@@ -236,7 +236,8 @@ class Http11Transport:
         if body is not None:
             lines.append(f"Content-Length: {len(body)}\r\n")
         head = "".join(lines)
-        breaks = len(lines) + 2  # the request line's, and one after each header
+        # Three line breaks in the first piece (request line, Host, User-Agent), one in each other.
+        breaks = len(lines) + 2
         if head.count("\n") != breaks or head.count("\r") != breaks:
             raise ValueError("a line break inside a request's target or headers")
         return (head + "\r\n").encode("latin-1") + (body or b"")
