@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.engine import Api, create_key, wait_ready  # noqa: E402
 from bench.fleet import make_fleet  # noqa: E402
+from bench.wire import wait_ready as wait_listening  # noqa: E402
 
 from vulfix.store.migrate import upgrade  # noqa: E402
 
@@ -74,7 +75,9 @@ def raw_server(port: int, body: Path) -> Iterator[None]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        time.sleep(1.5)
+        # Until it answers, not a fixed pause: once a fleet has stopped, the machine can take
+        # seconds to start it, and wrk fails outright on a refused connection.
+        wait_listening(port)
         yield
     finally:
         server.terminate()
