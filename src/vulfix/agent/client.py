@@ -92,9 +92,14 @@ def http_client(
     if transport is not None:
         client = httpx.AsyncClient(base_url=base, transport=transport)
         return HttpxTransport(client, timeout)
-    tls: ssl.SSLContext | bool = verify
-    if ca_file is not None or verify is True:
+    if isinstance(verify, ssl.SSLContext) and ca_file is None:
+        tls = verify
+    elif ca_file is not None or verify:
         tls = ssl.create_default_context(cafile=ca_file or certifi.where())
+    else:  # verify=False: encrypted, but whoever answers is trusted
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
     return Http11Transport(base, tls=tls, timeout=timeout, max_connections=max_connections)
 
 

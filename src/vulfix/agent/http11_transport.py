@@ -42,8 +42,7 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[HttpAnswer] | None = None
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
-        self._framed = False  # the answer's length is known (Content-Length or chunked)
-        self._heard = False
+        self._heard = False  # any byte of the answer came
         self._headers_done = False
         self.reusable = True
         self.idle_since = 0.0
@@ -57,7 +56,7 @@ class _Connection(asyncio.Protocol):
         self._pool.discard(self)
         if self._answer is None or self._answer.done():
             return
-        if self._headers_done and not self._framed:
+        if self._headers_done and not self._framed():
             self.on_message_complete()  # an answer that ends where the connection does
         elif not self._heard:
             self._answer.set_exception(_ConnectionLost())
@@ -80,11 +79,17 @@ class _Connection(asyncio.Protocol):
         if self._answer is None:
             self.reusable = False  # a second answer to one request: the exchange is confused
 
+    def _framed(self) -> bool:
+        """The answer's length was known from its head (Content-Length, or chunks)."""
+        framing = ("content-length", "transfer-encoding")
+        return any(name.lower() in framing for name, _value in self._headers)
+
+    def _begin_answer(self) -> None:
+        self._headers, self._body = [], []
+        self._headers_done = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        header = name.decode("latin-1")
-        if header.lower() in ("content-length", "transfer-encoding"):
-            self._framed = True
-        self._headers.append((header, value.decode("latin-1")))
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -95,9 +100,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
-            self._headers, self._body = [], []
-            self._framed = self._headers_done = False
+            self._begin_answer()  # an interim answer (100 Continue, 103): the real one follows
             return
         answer = HttpAnswer(status, CIMultiDict(self._headers), b"".join(self._body))
         self.reusable = self.reusable and self._parser.should_keep_alive()
@@ -124,8 +127,8 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[HttpAnswer] = loop.create_future()
         self._answer = answer
-        self._headers, self._body = [], []
-        self._framed = self._heard = self._headers_done = False
+        self._begin_answer()
+        self._heard = False
         self._transport.write(request)
         timer = loop.call_later(seconds, self._time_out, seconds)
         try:
@@ -142,7 +145,7 @@ class Http11Transport:
     """Requests to the server at `base_url` over at most `max_connections` connections."""
 
     def __init__(
-        self, base_url: str, *, tls: ssl.SSLContext | bool, timeout: float, max_connections: int
+        self, base_url: str, *, tls: ssl.SSLContext, timeout: float, max_connections: int
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -153,9 +156,7 @@ class Http11Transport:
         authority = url.netloc.rpartition("@")[2]
         self._fixed_headers = f"Host: {authority}\r\nUser-Agent: vulfix-agent/{__version__}\r\n"
         self._prefix = url.path.rstrip("/")
-        self._tls: ssl.SSLContext | None = None
-        if url.scheme == "https":
-            self._tls = tls if isinstance(tls, ssl.SSLContext) else _tls_context(verify=tls)
+        self._tls = tls if url.scheme == "https" else None
         self.timeout = timeout
         self._max_connections = max_connections
         self._slots: asyncio.Semaphore | None = None  # made on first use, on the running loop
@@ -191,10 +192,10 @@ class Http11Transport:
     async def _exchange(self, connection: _Connection, request: bytes, extra: float) -> HttpAnswer:
         answer = await connection.exchange(request, self.timeout + extra)
         if connection.reusable:
-            loop = asyncio.get_running_loop()
-            connection.idle_since = loop.time()
+            now = asyncio.get_running_loop().time()
+            connection.idle_since = now
             self._idle.append(connection)
-            if loop.time() - self._idle[0].idle_since > IDLE_LIFETIME:
+            if now - self._idle[0].idle_since > IDLE_LIFETIME:
                 self._idle.popleft().close()  # one at a time: old ones go as the pool turns over
         else:
             connection.close()
@@ -253,12 +254,3 @@ class Http11Transport:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
-
-
-def _tls_context(*, verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if verify:
-        return context
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context

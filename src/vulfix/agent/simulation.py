@@ -15,11 +15,9 @@ import asyncio
 import math
 import random
 import secrets
-import ssl
 from collections import Counter
 from dataclasses import dataclass, field
 
-import certifi
 import httpx
 
 from vulfix.agent.client import (
@@ -60,9 +58,8 @@ def fleet_http_client(
     room for every agent's request at once (each has at most one in flight, a long poll
     included), and one TLS context (certifi's bundle as the official Python clients use, or
     `ca_file`), which costs ~20 ms to build."""
-    tls = ssl.create_default_context(cafile=ca_file or certifi.where())
     size = agents + SPARE_CONNECTIONS
-    return http_client(base_url, verify=tls, max_connections=size, transport=transport)
+    return http_client(base_url, ca_file=ca_file, max_connections=size, transport=transport)
 
 
 @dataclass(frozen=True, slots=True)
