@@ -166,6 +166,9 @@ async def test_a_queued_job_is_answered_at_once_and_again_until_reported(
         "save_days": 3,
     }
     assert first.json()["job_id"] == job.job_id
+    # Answers are JSON, their length declared: what an HTTP client reads them by.
+    assert first.headers["content-type"] == "application/json"
+    assert first.headers["content-length"] == str(len(first.content))
 
 
 @pytest.mark.parametrize("wait", ["-1", "soon", "nan", "inf"])

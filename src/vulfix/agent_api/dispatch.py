@@ -64,11 +64,12 @@ class AgentDispatch:
     async def _serve(
         self, endpoint: _Endpoint, match: re.Match[str], scope: Scope, receive: Receive, send: Send
     ) -> None:
-        params = {
-            name: endpoint.convertors[name].convert(value)
-            for name, value in match.groupdict().items()
-        }
-        scope = {**scope, "path_params": params}
+        params = match.groupdict()
+        for name, convertor in endpoint.convertors.items():
+            params[name] = convertor.convert(params[name])
+        # In place, as Starlette's router updates a request's scope: the scope is this
+        # request's alone.
+        scope["path_params"] = params
         try:
             response = await endpoint.endpoint(Request(scope, receive))
         except Exception:

@@ -67,8 +67,24 @@ class Refusal(Exception):
         self.message = message
 
 
+class _JsonResponse(Response):
+    """Starlette's Response for a body already JSON, its two headers set as Starlette would
+    set them, without working them out per answer (a tenth of a report's own Python)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+
+
 def _json(body: msgspec.Struct, status: int = 200) -> Response:
-    return Response(_encoder.encode(body), status_code=status, media_type="application/json")
+    return _JsonResponse(_encoder.encode(body), status)
 
 
 def _answering_refusals(endpoint: Endpoint) -> Endpoint:
@@ -294,9 +310,10 @@ def agent_routes(
             next_job = await waited_for(host, wait)
         return _json(translation.report_ack(outcome, next_job))
 
+    # The most frequent first: `AgentDispatch` tries them in turn.
     return [
-        Route("/enroll", enroll, methods=["POST"]),
-        Route("/heartbeat", heartbeat, methods=["POST"]),
-        Route("/jobs", next_job, methods=["GET"]),
         Route("/jobs/{job_id}/result", report, methods=["POST"]),
+        Route("/jobs", next_job, methods=["GET"]),
+        Route("/heartbeat", heartbeat, methods=["POST"]),
+        Route("/enroll", enroll, methods=["POST"]),
     ]
