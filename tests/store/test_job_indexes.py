@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import event
 
 from tests.fixing.engine_harness import TIMINGS, Harness, make_harness
-from vulfix.fixing.agent_port import JobResult
+from vulfix.fixing.agent_port import JobResult, SnapshotDeleteWork
 from vulfix.store.migrate import upgrade
 
 
@@ -76,3 +76,39 @@ def _reads_every_job(step: str) -> bool:
     if not step.startswith("SCAN jobs"):
         return False
     return not any(step.endswith(f"INDEX {index}") for index in UNFINISHED_ONLY)
+
+
+async def test_the_retention_sweep_seeks_expired_snapshots_through_an_index(
+    tmp_path: Path,
+) -> None:
+    """Kept snapshots pile up with retention (a fleet's worth a task): the sweep that runs
+    every second must not read them all to find the few past their time."""
+    path = tmp_path / "vulfix.db"
+    upgrade(f"sqlite:///{path}")
+    harness = await make_harness(f"sqlite:///{path}")
+    try:
+        for n in range(3):
+            await harness.add_host(f"h{n}")
+        await harness.add_vulnerability(7, on=["h0", "h1", "h2"])
+        await harness.create([(7, ["h0", "h1", "h2"])], save_days=1)
+        for n in range(3):
+            assert await harness.drain(f"h{n}") == 2
+        await harness.store.engine.dispose()  # connections opened from here on are traced
+        traced: list[str] = []
+        _trace_statements(harness, traced)
+        harness.clock.advance(86_400 + 1)
+        await harness.store.sweep(harness.clock.now())
+        delete = await harness.poll("h0")
+        assert delete is not None and isinstance(delete.work, SnapshotDeleteWork)
+    finally:
+        await harness.store.engine.dispose()
+
+    on_snapshots = {sql for sql in traced if "FROM machine_snapshots" in sql}
+    assert any("DISTINCT" in sql for sql in on_snapshots), "the trace caught the sweep"
+    with sqlite3.connect(path) as db:
+        for sql in sorted(on_snapshots):
+            plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert not any(step.startswith("SCAN machine_snapshots") for step in plan), (
+                sql,
+                plan,
+            )

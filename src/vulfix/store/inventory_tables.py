@@ -120,5 +120,12 @@ machine_snapshots = Table(
         sqlite_where=text("deleted_at IS NULL"),
         postgresql_where=text("deleted_at IS NULL"),
     ),
+    # Kept snapshots by expiry alone: the retention sweep asks for the expired ones.
+    Index(
+        "ix_machine_snapshots_expiry",
+        "expires_at",
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
