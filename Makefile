@@ -67,6 +67,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/notifier_waits.py
 	$(BIN)/python bench/job_figures.py
+	$(BIN)/python bench/agent_routes.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules

@@ -130,11 +130,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = _header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT:
         raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
+    message = await request.receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        # The whole body in one message, as an agent's small request comes: taken as it is.
+        chunk: bytes = message.get("body", b"")
+        if len(chunk) > limit:
+            raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
+        return chunk
     body = bytearray()
     size = 0
     # The ASGI messages themselves, as `request.stream()` reads them, without its generator.
     while True:
-        message = await request.receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
@@ -145,6 +151,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
             break
         if not message.get("more_body", False):
             break
+        message = await request.receive()
     if size > limit:
         raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
     return bytes(body)
