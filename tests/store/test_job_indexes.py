@@ -62,10 +62,17 @@ async def test_no_statement_of_the_engine_scans_the_jobs(tmp_path: Path) -> None
 
     on_jobs = {sql for sql in traced if " jobs" in sql and not sql.startswith("INSERT")}
     assert len(on_jobs) >= 8, "the trace caught the engine's statements"
+    for sql, plan in _plans(path, on_jobs):
+        assert not any(_reads_every_job(step) for step in plan), (sql, plan)
+
+
+def _plans(path: Path, statements: set[str]) -> list[tuple[str, list[str]]]:
+    """Each statement with the steps of its query plan in the database at `path`."""
     with sqlite3.connect(path) as db:
-        for sql in sorted(on_jobs):
-            plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
-            assert not any(_reads_every_job(step) for step in plan), (sql, plan)
+        return [
+            (sql, [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")])
+            for sql in sorted(statements)
+        ]
 
 
 # Partial indexes that hold unfinished jobs only: at most one a host, however long the history.
@@ -105,10 +112,5 @@ async def test_the_retention_sweep_seeks_expired_snapshots_through_an_index(
 
     on_snapshots = {sql for sql in traced if "FROM machine_snapshots" in sql}
     assert any("DISTINCT" in sql for sql in on_snapshots), "the trace caught the sweep"
-    with sqlite3.connect(path) as db:
-        for sql in sorted(on_snapshots):
-            plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
-            assert not any(step.startswith("SCAN machine_snapshots") for step in plan), (
-                sql,
-                plan,
-            )
+    for sql, plan in _plans(path, on_snapshots):
+        assert not any(step.startswith("SCAN machine_snapshots") for step in plan), (sql, plan)

@@ -174,7 +174,8 @@ class Http11Transport:
         headers: Mapping[str, str],
         extra_time: float = 0.0,
     ) -> HttpAnswer:
-        request = self._encode(method, path, body, params, headers)
+        target = self._prefix + path + ("?" + urlencode(params) if params else "")
+        request = self._encode(f"{method} {target}", headers, body)
         self._slots = self._slots or asyncio.Semaphore(self._max_connections)
         async with self._slots:
             connection = self._take_idle()
@@ -223,16 +224,9 @@ class Http11Transport:
             raise as_transport_failure(exc) from exc
         return connection
 
-    def _encode(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-    ) -> bytes:
-        target = self._prefix + path + ("?" + urlencode(params) if params else "")
-        lines = [f"{method} {target} HTTP/1.1\r\n{self._fixed_headers}"]
+    def _encode(self, request_line: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
+        """The request's bytes; `request_line` without its HTTP version."""
+        lines = [f"{request_line} HTTP/1.1\r\n{self._fixed_headers}"]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         if body is not None:
             lines.append(f"Content-Length: {len(body)}\r\n")

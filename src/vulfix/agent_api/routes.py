@@ -126,35 +126,33 @@ def _header(request: Request, name: bytes) -> str | None:
     return None
 
 
+def _too_large(limit: int) -> Refusal:
+    return Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = _header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT:
-        raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
-    message = await request.receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        # The whole body in one message, as an agent's small request comes: taken as it is.
-        chunk: bytes = message.get("body", b"")
-        if len(chunk) > limit:
-            raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
-        return chunk
-    body = bytearray()
+        raise _too_large(limit)
+    chunks: list[bytes] = []
     size = 0
     # The ASGI messages themselves, as `request.stream()` reads them, without its generator.
     while True:
+        message = await request.receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size <= limit:
-            body += chunk
+            chunks.append(chunk)
         elif size > DRAIN_LIMIT:
             break
         if not message.get("more_body", False):
             break
-        message = await request.receive()
     if size > limit:
-        raise Refusal(413, "body_too_large", f"the body may be at most {limit} bytes")
-    return bytes(body)
+        raise _too_large(limit)
+    # One chunk, as an agent's small request comes, is returned as it is, without a copy.
+    return b"".join(chunks)
 
 
 def _decode(body: bytes, decoder: msgspec.json.Decoder[Body]) -> Body:
